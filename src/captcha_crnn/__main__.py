@@ -1,0 +1,3 @@
+from captcha_crnn.cli.main import main
+
+raise SystemExit(main())

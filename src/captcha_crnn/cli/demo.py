@@ -1,0 +1,50 @@
+"""`captcha-crnn demo`: the whole loop on generated data, with nothing to download or prepare."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from pathlib import Path
+
+from captcha_crnn.errors import CaptchaCrnnError
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from captcha_crnn.cli.main import _print_metrics
+    from captcha_crnn.data.labels import collect
+    from captcha_crnn.data.synthetic import generate
+    from captcha_crnn.inference.evaluate import evaluate
+    from captcha_crnn.inference.recognizer import Recognizer
+    from captcha_crnn.training.train import TrainOptions, train
+
+    out = args.out or Path("runs") / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
+    if out.exists() and any(out.iterdir()):
+        raise CaptchaCrnnError(f"{out}: exists and is not empty; choose another --out")
+    train_dir, test_dir = out / "data" / "train", out / "data" / "test"
+    print(f"generating {args.train_count} training and {args.test_count} test captchas in {out / 'data'}")
+    generate(train_dir, args.train_count, seed=args.seed)
+    generate(test_dir, args.test_count, seed=args.seed + 1)  # another seed: images the model never saw
+
+    result = train(
+        TrainOptions(
+            data=train_dir,
+            out=out / "run",
+            max_time=args.max_time,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+    )
+    recognizer = Recognizer.load(result.model_path)
+    test = evaluate(recognizer, collect(test_dir))
+    print()
+    _print_metrics(
+        test.to_dict(), f"fresh test set, after {result.epochs} epochs ({result.seconds:.0f} s of training):"
+    )
+    for err in test.errors[:10]:
+        print(f"  wrong: {Path(str(err['file'])).name}: {err['label']} -> {err['prediction']}")
+    print(f"model:         {result.model_path}")
+    print(f"training data: {train_dir}")
+    print(f"test data:     {test_dir}")
+    print(f"metrics:       {result.run_dir / 'metrics.csv'}")
+    print(f"try:           captcha-crnn predict {result.model_path} {test_dir}")
+    return 0

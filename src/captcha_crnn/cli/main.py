@@ -1,0 +1,338 @@
+"""The `captcha-crnn` command. Heavy modules are imported inside each command, so `predict` never loads
+Lightning and `--help` loads neither torch nor Lightning."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from captcha_crnn import __version__
+from captcha_crnn.errors import CaptchaCrnnError
+
+log = logging.getLogger("captcha_crnn")
+
+
+class _ConsoleFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        return f"warning: {msg}" if record.levelno >= logging.WARNING else msg
+
+
+def _setup_logging(quiet: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ConsoleFormatter())
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+# ---------------------------------------------------------------- options shared by several commands
+
+
+def _add_label_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("labels")
+    g.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="CSV/TSV of 'relative path,label' rows (default: DATA/labels.csv or labels.tsv if "
+        "present, else each file's name without extension)",
+    )
+    g.add_argument(
+        "--label-pattern",
+        metavar="REGEX",
+        help="take the label from the first match of REGEX in the file stem (group 1 if the "
+        r"pattern has a group), e.g. '^[^-_]+' for ab12-0.png or '(\w+)_' for ab12_5f3e.png",
+    )
+    g.add_argument("--recursive", action="store_true", help="also look for images in subfolders")
+
+
+def _print_metrics(metrics: dict, title: str) -> None:
+    rows = [
+        ("images", f"{metrics['count']}"),
+        ("sequence accuracy", f"{metrics['sequence_accuracy']:.2%}"),
+        ("character error rate", f"{metrics['cer']:.2%}"),
+        ("character accuracy", f"{metrics['char_accuracy']:.2%}"),
+        ("mean CTC loss", f"{metrics['loss']:.4f}"),
+    ]
+    print(title)
+    for name, value in rows:
+        print(f"  {name:<22}{value:>10}")
+
+
+# ---------------------------------------------------------------- train
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from captcha_crnn.model.presets import DEFAULT_PRESET, PRESETS
+
+    p = sub.add_parser(
+        "train",
+        help="train a model on a folder of labelled images",
+        description="Train a CRNN + CTC model on a folder of labelled images. The run folder "
+        "gets checkpoints/best.ckpt and last.ckpt, metrics.csv, run.json and "
+        "model.pt (the model to predict with).",
+    )
+    p.add_argument("data", type=Path, metavar="DATA", help="folder of training images")
+    p.add_argument("--out", type=Path, metavar="DIR", help="run folder (default: runs/<timestamp>)")
+    p.add_argument("--force", action="store_true", help="replace an earlier run in --out")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    _add_label_options(p)
+    g = p.add_argument_group("validation")
+    g.add_argument(
+        "--val-split",
+        type=float,
+        default=0.1,
+        metavar="FRACTION",
+        help="fraction of DATA held out for validation, chosen with --seed (default: 0.1)",
+    )
+    g.add_argument("--val-dir", type=Path, metavar="DIR", help="validate on this folder instead of a split")
+    g.add_argument("--val-labels", type=Path, metavar="FILE", help="labels file for --val-dir")
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET,
+        choices=sorted(PRESETS),
+        help="; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()) + f" (default: {DEFAULT_PRESET})",
+    )
+    g.add_argument("--rnn", default="lstm", choices=["lstm", "gru"], help="recurrent layer (default: lstm)")
+    g.add_argument("--charset", help="characters to learn (default: those in the training labels)")
+    g.add_argument("--height", type=int, help="input height, a multiple of 16 (default: 32)")
+    g.add_argument("--min-width", type=int, help="narrowest input width (default: from the data)")
+    g.add_argument("--max-width", type=int, help="widest input width (default: from the data)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--batch-size", type=int, default=32, help="images per step (default: 32)")
+    g.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: 1e-3)")
+    g.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default: 1e-4)")
+    g.add_argument("--max-epochs", type=int, default=200, help="upper bound on epochs (default: 200)")
+    g.add_argument("--max-time", type=float, metavar="MINUTES", help="stop after this many minutes")
+    g.add_argument(
+        "--patience",
+        type=int,
+        default=12,
+        help="stop after this many epochs without a better validation CER (default: 12)",
+    )
+    g.add_argument("--seed", type=int, default=42, help="seed for the split, initialisation and shuffling")
+    g = p.add_argument_group("hardware")
+    g.add_argument("--accelerator", default="auto", help="cpu, gpu, mps or auto (default: auto)")
+    g.add_argument("--devices", default="1", help="number of devices (default: 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from captcha_crnn.training.train import TrainOptions, train
+
+    if args.val_labels and not args.val_dir:
+        raise CaptchaCrnnError("--val-labels needs --val-dir")
+    opts = TrainOptions(
+        data=args.data,
+        out=args.out,
+        val_split=args.val_split,
+        val_dir=args.val_dir,
+        labels=args.labels,
+        val_labels=args.val_labels,
+        label_pattern=args.label_pattern,
+        recursive=args.recursive,
+        charset=args.charset,
+        preset=args.preset,
+        rnn=args.rnn,
+        height=args.height,
+        min_width=args.min_width,
+        max_width=args.max_width,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        max_epochs=args.max_epochs,
+        max_time=args.max_time,
+        patience=args.patience,
+        seed=args.seed,
+        accelerator=args.accelerator,
+        devices=int(args.devices) if args.devices.isdigit() else args.devices,
+        resume=args.resume,
+        force=args.force,
+        progress=not args.no_progress,
+    )
+    result = train(opts)
+    if result.val_metrics:
+        _print_metrics(
+            result.val_metrics, f"validation after {result.epochs} epochs ({result.seconds:.0f} s):"
+        )
+    print(f"model:       {result.model_path}")
+    print(f"checkpoints: {result.best_checkpoint.parent}")
+    print(f"metrics:     {result.run_dir / 'metrics.csv'}")
+    return 0
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model on labelled images",
+        description="Print count, sequence accuracy, character error rate, character accuracy "
+        "and mean CTC loss, then each wrong image as 'file: truth -> prediction'.",
+    )
+    p.add_argument("model", type=Path, metavar="MODEL", help="model.pt (or a run's .ckpt)")
+    p.add_argument("data", type=Path, metavar="DATA", help="folder of labelled images")
+    _add_label_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from captcha_crnn.data.labels import collect
+    from captcha_crnn.inference.evaluate import evaluate
+    from captcha_crnn.inference.recognizer import Recognizer
+
+    recognizer = Recognizer.load(args.model, batch_size=args.batch_size)
+    items = collect(args.data, args.labels, args.label_pattern, args.recursive)
+    result = evaluate(recognizer, items)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    _print_metrics(result.to_dict(), f"{args.model} on {args.data}:")
+    if result.errors:
+        print(f"wrong ({len(result.errors)}):")
+        for err in result.errors:
+            print(f"  {err['file']}: {err['label']} -> {err['prediction']}")
+    return 0
+
+
+# ---------------------------------------------------------------- predict
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="read the text in images",
+        description="Print 'path<TAB>text<TAB>confidence' for each image (files, or every "
+        "image in the folders given).",
+    )
+    p.add_argument("model", type=Path, metavar="MODEL", help="model.pt (or a run's .ckpt)")
+    p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument("--recursive", action="store_true", help="also look for images in subfolders")
+    p.add_argument("--json", action="store_true", help='JSON lines: {"file", "text", "confidence"}')
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from captcha_crnn.data.images import ImageError
+    from captcha_crnn.data.labels import find_images
+    from captcha_crnn.inference.recognizer import Recognizer
+
+    recognizer = Recognizer.load(args.model, batch_size=args.batch_size)
+    files, pixels, skipped = [], [], []
+    for path in args.paths:
+        if path.is_dir():
+            for found in find_images(path, args.recursive):
+                try:  # inside a folder, a bad file is skipped
+                    pixels.append(recognizer.preprocess(found))
+                    files.append(found)
+                except ImageError as exc:
+                    skipped.append(str(exc))
+        else:  # a file named directly must be readable
+            pixels.append(recognizer.preprocess(path))
+            files.append(path)
+    if skipped:
+        log.warning("skipped %d unreadable file(s), e.g. %s", len(skipped), skipped[0])
+    for path, pred in zip(files, recognizer.predict_pixels(pixels)):
+        if args.json:
+            print(json.dumps({"file": str(path), "text": pred.text, "confidence": round(pred.confidence, 6)}))
+        else:
+            print(f"{path}\t{pred.text}\t{pred.confidence:.4f}")
+    return 0
+
+
+# ---------------------------------------------------------------- generate
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="write synthetic captchas (the captcha library) with labels.csv",
+        description="Write synthetic captchas and a labels.csv that 'train' reads by itself.",
+    )
+    p.add_argument("out", type=Path, metavar="OUT", help="folder to write (must not hold a generated set)")
+    p.add_argument("--count", type=int, required=True, metavar="N", help="number of images")
+    p.add_argument("--charset", default="0123456789", help="characters to draw from (default: digits)")
+    p.add_argument("--length", default="4", help="label length, e.g. 4 or 4-6 (default: 4)")
+    p.add_argument("--size", default="160x60", metavar="WxH", help="image size (default: 160x60)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same images (default: 0)")
+    p.set_defaults(func=_cmd_generate)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from captcha_crnn.data.synthetic import generate, parse_length, parse_size
+
+    labels = generate(
+        args.out, args.count, args.charset, parse_length(args.length), parse_size(args.size), args.seed
+    )
+    print(f"wrote {args.count} images and {labels}")
+    return 0
+
+
+# ---------------------------------------------------------------- demo
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="generate captchas, train, and evaluate on fresh ones: no data needed",
+        description="Generate a training set and a fresh test set of 4-digit captchas, train "
+        "the default model (about 5 minutes on 2 CPU cores) and evaluate it.",
+    )
+    p.add_argument("--out", type=Path, metavar="DIR", help="demo folder (default: runs/demo-<timestamp>)")
+    p.add_argument("--train-count", type=int, default=6000, help="training images (default: 6000)")
+    p.add_argument("--test-count", type=int, default=500, help="fresh test images (default: 500)")
+    p.add_argument(
+        "--max-time", type=float, default=4.5, metavar="MINUTES", help="training time limit (default: 4.5)"
+    )
+    p.add_argument("--seed", type=int, default=42, help="seed for data and training (default: 42)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from captcha_crnn.cli.demo import run_demo
+
+    return run_demo(args)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="captcha-crnn",
+        description="Train, evaluate and use CRNN + CTC text recognizers for captcha-style images.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_train, _add_evaluate, _add_predict, _add_generate, _add_demo):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.quiet)
+    try:
+        return int(args.func(args) or 0)
+    except CaptchaCrnnError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()  # e.g. `predict ... | head`: the reader left, nothing to report
+        return 0

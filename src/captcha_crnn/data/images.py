@@ -1,0 +1,199 @@
+"""Image loading and the input-size policy, shared by training and inference.
+
+Every image, whatever its mode (RGBA, LA, palette, 16-bit, float, CMYK), becomes an 8-bit grayscale
+array of the height the model was trained on. Transparent pixels are composited on white, because
+transparent-background captchas are common and black would hide dark text.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from captcha_crnn.errors import ImageError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
+
+ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
+
+
+def describe(source: Any) -> str:
+    """A short name for error messages."""
+    if isinstance(source, (str, Path)):
+        return str(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes>"
+    if isinstance(source, np.ndarray):
+        return f"<array {source.shape} {source.dtype}>"
+    return f"<{type(source).__name__}>"
+
+
+def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
+    """Open and fully decode an image from a path, encoded bytes, a PIL image or a numpy array."""
+    name = name or describe(source)
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, np.ndarray):
+        return _from_array(source, name)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ImageError(f"{name}: empty data, not an image")
+        stream: Any = io.BytesIO(bytes(source))
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageError(f"{name}: no such file")
+        if path.is_dir():
+            raise ImageError(f"{name}: is a folder, not an image")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{name}: empty file, not an image")
+        stream = path
+    else:
+        raise ImageError(f"{name}: cannot read an image from a {type(source).__name__}")
+    try:
+        with Image.open(stream) as img:
+            img.load()
+            return img.copy() if img.mode != "P" else img.convert("RGBA")
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image file (unrecognised format)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{name}: refused, too many pixels ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from None
+
+
+def _from_array(arr: np.ndarray, name: str) -> Image.Image:
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or 0 in arr.shape:
+        raise ImageError(f"{name}: expected an HxW, HxWx3 or HxWx4 array")
+    if arr.dtype == np.uint16:
+        arr = _to_uint8(arr.astype(np.float64), full_scale=65535.0)
+    elif arr.dtype != np.uint8:
+        arr = _to_uint8(arr.astype(np.float64))
+    mode = "L" if arr.ndim == 2 else ("RGB" if arr.shape[2] == 3 else "RGBA")
+    return Image.fromarray(np.ascontiguousarray(arr), mode=mode)
+
+
+def _to_uint8(values: np.ndarray, full_scale: float | None = None) -> np.ndarray:
+    """Scale to 0..255: by `full_scale` when the bit depth is known (16-bit: 65535), else guess from the
+    values (floats in [0, 1], 8-bit range, 16-bit range, or wider integers by their maximum)."""
+    top = float(values.max()) if values.size else 0.0
+    if full_scale is not None:
+        scale = 255.0 / full_scale
+    elif top <= 1.0:
+        scale = 255.0
+    elif top <= 255.0:
+        scale = 1.0
+    elif top <= 65535.0:
+        scale = 255.0 / 65535.0
+    else:
+        scale = 255.0 / top
+    return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+
+
+def to_grayscale(img: Image.Image) -> np.ndarray:
+    """Any PIL image to an (H, W) uint8 array, alpha composited on white."""
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode.startswith("I;16"):
+        return _to_uint8(np.asarray(img, dtype=np.float64), full_scale=65535.0)
+    if img.mode in ("I", "F"):
+        return _to_uint8(np.asarray(img, dtype=np.float64))
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        img = img.convert("RGBA")
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img)
+    return np.asarray(img.convert("L"), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class InputPolicy:
+    """How an image is resized for the network; chosen from the training data, stored in the model.
+
+    Images are scaled to `height` keeping their aspect ratio; the width is rounded to a multiple of the
+    network's width stride and kept within [min_width, max_width]. When every training image has the same
+    size, min_width == max_width and the policy is a fixed size.
+    """
+
+    height: int = 32
+    min_width: int = 32
+    max_width: int = 512
+    width_stride: int = 4  # input pixels per output frame (the network's width downsampling)
+
+    @property
+    def fixed_width(self) -> int | None:
+        return self.min_width if self.min_width == self.max_width else None
+
+    def width_for(self, size: tuple[int, int]) -> int:
+        w, h = size
+        scaled = w * self.height / max(h, 1)
+        width = round(scaled / self.width_stride) * self.width_stride
+        return max(self.min_width, min(self.max_width, width))
+
+    def frames(self, width: int) -> int:
+        """Output frames (CTC time steps) for an input of this width."""
+        return width // self.width_stride
+
+    def resize(self, gray: np.ndarray) -> np.ndarray:
+        """(h, w) uint8 -> (height, width_for) uint8."""
+        h, w = gray.shape
+        width = self.width_for((w, h))
+        if (w, h) == (width, self.height):
+            return gray
+        return np.asarray(Image.fromarray(gray).resize((width, self.height), Image.BILINEAR))
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputPolicy:
+        return cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+DEFAULT_HEIGHT = 32
+
+
+def choose_policy(
+    sizes: Iterable[tuple[int, int]], height: int = DEFAULT_HEIGHT, width_stride: int = 4
+) -> InputPolicy:
+    """Pick the input size from the training images' (width, height) sizes.
+
+    Height 32 (the CRNN paper's) holds captcha text well from 24-pixel to 80-pixel originals. A data set
+    of one size gets one fixed width; a mixed one keeps aspect ratios, with room for 25% wider images
+    than any seen in training.
+    """
+    sizes = list(sizes)
+    if not sizes:
+        raise ValueError("no image sizes to choose an input policy from")
+    probe = InputPolicy(height=height, min_width=width_stride, max_width=1 << 16, width_stride=width_stride)
+    widths = sorted(probe.width_for(s) for s in sizes)
+    if widths[0] == widths[-1]:
+        return InputPolicy(height, widths[0], widths[0], width_stride)
+    max_width = math.ceil(widths[-1] * 1.25 / width_stride) * width_stride
+    min_width = max(width_stride, widths[0] // 2 // width_stride * width_stride)
+    return InputPolicy(height, min_width, max_width, width_stride)
+
+
+def load_for_model(source: ImageSource, policy: InputPolicy, name: str | None = None) -> np.ndarray:
+    """Open, convert and resize one image: the single preprocessing path for training and inference."""
+    return policy.resize(to_grayscale(open_image(source, name)))
+
+
+def stack_batch(pixels: Sequence[np.ndarray], policy: InputPolicy) -> tuple[np.ndarray, np.ndarray]:
+    """(H, w_i) uint8 images -> (B, 1, H, W) float32 in [0, 1] plus each image's frame count.
+
+    Narrower images are padded on the right by repeating their last column, which continues the
+    background whatever its colour.
+    """
+    width = max(p.shape[1] for p in pixels)
+    stacked = np.stack([np.pad(p, ((0, 0), (0, width - p.shape[1])), mode="edge") for p in pixels])
+    lengths = np.array([policy.frames(p.shape[1]) for p in pixels], dtype=np.int64)
+    return (stacked[:, None].astype(np.float32) / 255.0), lengths

@@ -1,0 +1,17 @@
+"""User-facing errors: the CLI prints their message as one line and exits non-zero, no traceback."""
+
+
+class CaptchaCrnnError(Exception):
+    """A problem with the user's input (file, label, option); the message names the file and the fix."""
+
+
+class ImageError(CaptchaCrnnError):
+    """An image that cannot be read or decoded."""
+
+
+class LabelError(CaptchaCrnnError):
+    """A label that the model cannot learn or score (unknown character, too long, missing)."""
+
+
+class ModelFileError(CaptchaCrnnError):
+    """A file given as MODEL that is not a captcha-crnn model."""

@@ -1,0 +1,74 @@
+"""The model file: weights plus everything needed to use them (charset, input policy, architecture).
+
+`model.pt` is a plain dict of tensors, strings and numbers, written with `torch.save` and read with
+`torch.load(weights_only=True)`, so loading a model file never runs pickled code. Lightning checkpoints
+(`*.ckpt`) from a run folder load the same way.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from captcha_crnn.data.images import InputPolicy
+from captcha_crnn.errors import ModelFileError
+from captcha_crnn.model.crnn import CRNN, CRNNConfig
+
+FORMAT = "captcha-crnn/1"
+
+
+@dataclass
+class ModelBundle:
+    model: CRNN
+    charset: str
+    policy: InputPolicy
+    meta: dict[str, Any]
+
+
+def save_model(path: Path, model: CRNN, charset: str, policy: InputPolicy, meta: dict[str, Any]) -> None:
+    payload = {
+        "format": FORMAT,
+        "model_config": model.config.to_dict(),
+        "charset": charset,
+        "input_policy": policy.to_dict(),
+        "meta": meta,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    torch.save(payload, path)
+
+
+def load_model(path: str | Path) -> ModelBundle:
+    """Read a `model.pt` or a Lightning `.ckpt` written by `train`; anything else is a ModelFileError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{path}: not a captcha-crnn model file ({first_line[:160]})") from None
+    if not isinstance(raw, dict):
+        raise ModelFileError(f"{path}: not a captcha-crnn model file")
+    if raw.get("format") == FORMAT:
+        fields, state = raw, raw["state_dict"]
+    elif isinstance(raw.get("hyper_parameters"), dict) and "state_dict" in raw:  # Lightning checkpoint
+        fields = raw["hyper_parameters"]
+        state = {k.removeprefix("model."): v for k, v in raw["state_dict"].items() if k.startswith("model.")}
+    else:
+        raise ModelFileError(f"{path}: not a captcha-crnn model file (no model format marker)")
+    try:
+        model = CRNN(CRNNConfig.from_dict(fields["model_config"]))
+        model.load_state_dict(state)
+        policy = InputPolicy.from_dict(fields["input_policy"])
+        charset = str(fields["charset"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(
+            f"{path}: damaged captcha-crnn model file ({str(exc).splitlines()[0][:160]})"
+        ) from None
+    model.eval()
+    return ModelBundle(model, charset, policy, dict(fields.get("meta", {})))

@@ -1,0 +1,84 @@
+"""The Lightning "system": CTC loss, optimiser, schedule and validation metrics around a plain CRNN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.text import CharErrorRate
+
+from captcha_crnn.data.tokenizer import CTCTokenizer
+from captcha_crnn.model.crnn import CRNN, CRNNConfig
+
+
+class CRNNSystem(L.LightningModule):
+    def __init__(
+        self,
+        model_config: dict[str, Any],
+        charset: str,
+        input_policy: dict[str, int],
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        plateau_patience: int = 4,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = CRNN(CRNNConfig.from_dict(model_config))
+        self.tokenizer = CTCTokenizer(charset)
+        self.ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+        self.val_cer = CharErrorRate()
+        self.val_seq_acc = MeanMetric()
+        self.val_loss = MeanMetric()
+        self.train_loss = MeanMetric()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        log_probs = self.model(batch["images"]).log_softmax(-1)
+        loss = self.ctc(
+            log_probs.permute(1, 0, 2), batch["targets"], batch["input_lengths"], batch["target_lengths"]
+        )
+        return loss, log_probs
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, _ = self._loss(batch)
+        self.train_loss.update(loss.detach(), batch["images"].shape[0])
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self.train_loss.reset()
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        loss, log_probs = self._loss(batch)
+        decoded = self.tokenizer.decode_batch(
+            log_probs.float().cpu().numpy(), batch["input_lengths"].tolist()
+        )
+        preds = [text for text, _ in decoded]
+        truths = self._labels(batch)
+        n = len(preds)
+        self.val_loss.update(loss, n)
+        self.val_cer.update(preds, truths)
+        self.val_seq_acc.update(torch.tensor([float(p == t) for p, t in zip(preds, truths)]))
+        self.log("val_loss", self.val_loss, prog_bar=True, on_epoch=True, batch_size=n)
+        self.log("val_cer", self.val_cer, prog_bar=True, on_epoch=True, batch_size=n)
+        self.log("val_seq_acc", self.val_seq_acc, prog_bar=True, on_epoch=True, batch_size=n)
+
+    def _labels(self, batch: dict[str, torch.Tensor]) -> list[str]:
+        targets = batch["targets"].tolist()
+        out, start = [], 0
+        for n in batch["target_lengths"].tolist():
+            out.append(self.tokenizer.decode_ids(targets[start : start + n]))
+            start += n
+        return out
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=0.5, patience=self.hparams.plateau_patience
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
