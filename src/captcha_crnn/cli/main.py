@@ -99,7 +99,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         choices=sorted(PRESETS),
         help="; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()) + f" (default: {DEFAULT_PRESET})",
     )
-    g.add_argument("--rnn", default="lstm", choices=["lstm", "gru"], help="recurrent layer (default: lstm)")
+    g.add_argument("--rnn", choices=["lstm", "gru"], help="recurrent layer (default: the preset's)")
     g.add_argument("--charset", help="characters to learn (default: those in the training labels)")
     g.add_argument("--height", type=int, help="input height, a multiple of 16 (default: 32)")
     g.add_argument("--min-width", type=int, help="narrowest input width (default: from the data)")

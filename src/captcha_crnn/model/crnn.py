@@ -44,9 +44,10 @@ class CRNNConfig:
 __all__ = ["CRNN", "DEFAULT_PRESET", "PRESETS", "CRNNConfig", "Preset", "config_from_preset"]
 
 
-def config_from_preset(name: str, num_classes: int, height: int, rnn: str = "lstm") -> CRNNConfig:
+def config_from_preset(name: str, num_classes: int, height: int, rnn: str | None = None) -> CRNNConfig:
+    """The preset's architecture; `rnn` ("lstm" or "gru") overrides the preset's recurrent layer."""
     preset = PRESETS[name]
-    return CRNNConfig(num_classes, height, preset.channels, rnn, preset.hidden, **preset.extra)
+    return CRNNConfig(num_classes, height, preset.channels, rnn or preset.rnn, preset.hidden, **preset.extra)
 
 
 class CRNN(nn.Module):

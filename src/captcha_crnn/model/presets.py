@@ -11,6 +11,7 @@ class Preset:
     description: str
     channels: tuple[int, ...]
     hidden: int
+    rnn: str = "lstm"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -19,7 +20,12 @@ PRESETS: dict[str, Preset] = {
     "paper": Preset(
         "the paper's CRNN: 64-512 conv channels, 2x256 BiLSTM", (64, 128, 256, 256, 512, 512), 256
     ),
-    # Half the conv widths and hidden size: ~4x fewer FLOPs, the same accuracy on captchas (BENCHMARKS.md).
-    "small": Preset("CPU-sized CRNN: 32-256 conv channels, 2x128 BiLSTM", (32, 64, 128, 128, 256, 256), 128),
+    "medium": Preset("CPU-sized CRNN: 32-256 conv channels, 2x128 BiLSTM", (32, 64, 128, 128, 256, 256), 128),
+    # The default. A BiGRU rather than a BiLSTM: on captcha-v2 the GRU leaves CTC's all-blank plateau in
+    # ~200 steps where the LSTM was still on it after 400 (docs/accuracy.md); the narrow convs make it
+    # ~3x faster than "medium" on a CPU.
+    "small": Preset(
+        "CPU-fast CRNN: 16-128 conv channels, 2x128 BiGRU", (16, 32, 64, 64, 128, 128), 128, "gru"
+    ),
 }
 DEFAULT_PRESET = "small"

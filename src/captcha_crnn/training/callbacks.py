@@ -1,4 +1,4 @@
-"""Per-epoch metrics appended to `metrics.csv` in the run folder (appended, so a resumed run continues it)."""
+"""Training callbacks: per-epoch metrics CSV, and early stopping that waits out the CTC blank plateau."""
 
 from __future__ import annotations
 
@@ -7,11 +7,32 @@ import time
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping
 
 COLUMNS = ["epoch", "train_loss", "val_loss", "val_cer", "val_seq_acc", "lr", "elapsed_s"]
 
 
+class PatientEarlyStopping(EarlyStopping):
+    """Early stopping that only counts after `min_steps` optimiser steps.
+
+    A CTC model first learns to emit only blanks, and its validation CER sits at 100% for hundreds of
+    steps before it drops. Lightning's own `min_steps` would also override `--max-time`, so the wait lives
+    here instead.
+    """
+
+    def __init__(self, *args, min_steps: int = 0, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.min_steps = min_steps
+
+    def _run_early_stopping_check(self, trainer: L.Trainer) -> None:
+        if trainer.global_step < self.min_steps:
+            return
+        super()._run_early_stopping_check(trainer)
+
+
 class MetricsCSV(L.Callback):
+    """Per-epoch metrics appended to `metrics.csv` (appended, so a resumed run continues the file)."""
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.start = time.monotonic()

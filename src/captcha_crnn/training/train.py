@@ -36,7 +36,7 @@ class TrainOptions:
     recursive: bool = False
     charset: str | None = None
     preset: str = DEFAULT_PRESET
-    rnn: str = "lstm"
+    rnn: str | None = None  # None: the preset's
     height: int | None = None
     min_width: int | None = None
     max_width: int | None = None
@@ -46,6 +46,8 @@ class TrainOptions:
     max_epochs: int = 200
     max_time: float | None = None  # minutes
     patience: int = 12
+    plateau_patience: int = 5
+    min_steps: int = 1000  # CTC first learns to emit only blanks; give it time to leave that plateau
     seed: int = 42
     accelerator: str = "auto"
     devices: int | str = 1
@@ -105,12 +107,12 @@ def _quiet_lightning() -> None:
 def train(opts: TrainOptions) -> TrainResult:
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from captcha_crnn.inference.evaluate import evaluate
     from captcha_crnn.inference.recognizer import Recognizer
     from captcha_crnn.model.io import load_model, save_model
-    from captcha_crnn.training.callbacks import MetricsCSV
+    from captcha_crnn.training.callbacks import MetricsCSV, PatientEarlyStopping
     from captcha_crnn.training.datamodule import CaptchaDataModule, ImageSet, check_labels, decode_all
     from captcha_crnn.training.system import CRNNSystem
 
@@ -169,7 +171,14 @@ def train(opts: TrainOptions) -> TrainResult:
         opts.batch_size,
         opts.seed,
     )
-    system = CRNNSystem(model_config, charset, policy.to_dict(), lr=opts.lr, weight_decay=opts.weight_decay)
+    system = CRNNSystem(
+        model_config,
+        charset,
+        policy.to_dict(),
+        lr=opts.lr,
+        weight_decay=opts.weight_decay,
+        plateau_patience=opts.plateau_patience,
+    )
     checkpoint = ModelCheckpoint(
         dirpath=run / "checkpoints",
         filename="best",
@@ -185,7 +194,9 @@ def train(opts: TrainOptions) -> TrainResult:
         devices=opts.devices,
         callbacks=[
             checkpoint,
-            EarlyStopping(monitor="val_cer", mode="min", patience=opts.patience),
+            PatientEarlyStopping(
+                monitor="val_cer", mode="min", patience=opts.patience, min_steps=opts.min_steps
+            ),
             MetricsCSV(run / "metrics.csv"),
         ],
         logger=False,

@@ -1,0 +1,134 @@
+"""generate -> train -> checkpoint -> load -> predict -> evaluate, through the CLI and the Python API."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from captcha_crnn import Prediction, Recognizer
+from captcha_crnn.cli.main import main
+
+
+def test_run_folder_contents(trained_run):
+    for name in ["model.pt", "run.json", "metrics.csv", "checkpoints/best.ckpt", "checkpoints/last.ckpt"]:
+        assert (trained_run / name).is_file(), name
+    rows = list(csv.DictReader((trained_run / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert {"train_loss", "val_loss", "val_cer", "val_seq_acc", "lr"} <= set(rows[0])
+    assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])  # it learns something
+    run = json.loads((trained_run / "run.json").read_text())
+    assert run["charset"] == "0123456789"
+    assert run["input_policy"]["min_width"] == run["input_policy"]["max_width"] == 80  # 100x40 -> 80x32
+
+
+def test_model_stores_charset_and_input_policy(trained_run):
+    rec = Recognizer.load(trained_run / "model.pt")
+    assert rec.charset == "0123456789"
+    assert rec.policy.height == 32 and rec.policy.fixed_width == 80  # 100x40 -> 80x32
+    from_ckpt = Recognizer.load(trained_run / "checkpoints" / "best.ckpt")
+    assert from_ckpt.charset == rec.charset
+
+
+def test_predict_accepts_every_input_kind_and_agrees(trained_run, captcha_dir):
+    rec = Recognizer.load(trained_run / "model.pt")
+    path = sorted(captcha_dir.glob("*.png"))[0]
+    data = path.read_bytes()
+    pil = Image.open(io.BytesIO(data))
+    arr = np.asarray(pil.convert("RGB"))
+    results = [rec.predict(src) for src in (path, str(path), data, pil, arr)]
+    assert all(isinstance(r, Prediction) for r in results)
+    assert len({r.text for r in results}) == 1
+    assert all(0.0 <= r.confidence <= 1.0 for r in results)
+    batch = rec.predict([path, data])
+    assert isinstance(batch, list) and [b.text for b in batch] == [results[0].text] * 2
+
+
+def test_cli_predict_tsv_and_json(trained_run, captcha_dir, capsys):
+    model = str(trained_run / "model.pt")
+    files = sorted(captcha_dir.glob("*.png"))
+    assert main(["predict", model, str(files[0]), str(captcha_dir)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 + len(files)
+    path, text, conf = lines[0].split("\t")
+    assert path == str(files[0]) and set(text) <= set("0123456789") and 0 <= float(conf) <= 1
+    assert main(["predict", model, str(files[1]), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert set(record) == {"file", "text", "confidence"}
+
+
+def test_cli_evaluate_table_and_json(trained_run, captcha_dir, capsys):
+    model = str(trained_run / "model.pt")
+    assert main(["evaluate", model, str(captcha_dir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"count", "sequence_accuracy", "cer", "char_accuracy", "loss", "errors"}
+    assert result["count"] == 48
+    assert result["char_accuracy"] == pytest.approx(1 - result["cer"])
+    assert result["sequence_accuracy"] == pytest.approx(1 - len(result["errors"]) / 48)
+    assert result["loss"] > 0
+    for err in result["errors"]:
+        assert set(err) == {"file", "label", "prediction", "confidence"} and err["label"] != err["prediction"]
+    assert main(["evaluate", model, str(captcha_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "sequence accuracy" in out and "character error rate" in out
+    if result["errors"]:
+        err = result["errors"][0]
+        assert f"{err['file']}: {err['label']} -> {err['prediction']}" in out
+
+
+def test_run_folder_is_never_overwritten_without_force(trained_run, captcha_dir, capsys):
+    before = (trained_run / "metrics.csv").read_text()
+    assert main(["train", str(captcha_dir), "--out", str(trained_run), "--max-epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--force" in err and len(err.strip().splitlines()) == 1
+    assert (trained_run / "metrics.csv").read_text() == before
+
+
+def test_resume_continues_the_run(tmp_path, captcha_dir):
+    run = tmp_path / "run"
+    args = ["-q", "train", str(captcha_dir), "--out", str(run), "--batch-size", "16", "--no-progress"]
+    assert main([*args, "--max-epochs", "1"]) == 0
+    assert main([*args, "--max-epochs", "2", "--resume"]) == 0
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    keep = tmp_path / "run" / "mine.txt"
+    keep.write_text("user file")
+    assert main([*args, "--max-epochs", "1", "--force"]) == 0
+    assert keep.read_text() == "user file"  # --force replaces only what a run writes
+    assert len(list(csv.DictReader((run / "metrics.csv").open()))) == 1
+
+
+def test_stem_labels_and_label_pattern_train(tmp_path, stem_dir, capsys):
+    run = tmp_path / "run"
+    code = main(["-q", "train", str(stem_dir), "--out", str(run), "--max-epochs", "1", "--no-progress"])
+    assert code == 0
+    assert Recognizer.load(run / "model.pt").charset == "0123456789"
+
+
+def test_predict_imports_no_training_code(trained_run, captcha_dir):
+    code = (
+        "import sys; from captcha_crnn.cli.main import main; "
+        f"main(['predict', {str(trained_run / 'model.pt')!r}, {str(captcha_dir)!r}]); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'torchmetrics')"
+        " or m.startswith('captcha_crnn.training')]; "
+        "assert not bad, bad"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_generate_is_reproducible(tmp_path):
+    assert main(["generate", str(tmp_path / "a"), "--count", "3", "--seed", "5", "--length", "3-6"]) == 0
+    assert main(["generate", str(tmp_path / "b"), "--count", "3", "--seed", "5", "--length", "3-6"]) == 0
+    assert main(["generate", str(tmp_path / "c"), "--count", "3", "--seed", "6", "--length", "3-6"]) == 0
+    a = sorted(p.read_bytes() for p in (tmp_path / "a").glob("*.png"))
+    b = sorted(p.read_bytes() for p in (tmp_path / "b").glob("*.png"))
+    c = sorted(p.read_bytes() for p in (tmp_path / "c").glob("*.png"))
+    assert a == b and a != c
+    rows = (tmp_path / "a" / "labels.csv").read_text().splitlines()
+    assert rows[0] == "file,label" and len(rows) == 4
+    assert all(3 <= len(r.split(",")[1]) <= 6 for r in rows[1:])

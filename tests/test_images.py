@@ -1,0 +1,85 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from captcha_crnn.data.images import InputPolicy, choose_policy, load_for_model, open_image, to_grayscale
+from captcha_crnn.errors import ImageError
+
+
+def test_transparent_rgba_is_composited_on_white():
+    img = Image.new("RGBA", (10, 4), (0, 0, 0, 0))  # fully transparent black
+    img.putpixel((2, 2), (0, 0, 0, 255))  # one opaque black pixel
+    gray = to_grayscale(img)
+    assert gray.dtype == np.uint8 and gray.shape == (4, 10)
+    assert gray[0, 0] == 255 and gray[2, 2] == 0
+
+
+def test_la_palette_and_sixteen_bit_modes():
+    la = Image.new("LA", (6, 3), (0, 0))
+    assert to_grayscale(la).min() == 255
+    pal = Image.new("P", (6, 3), 0)
+    pal.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    pal.info["transparency"] = 0
+    assert to_grayscale(pal).min() == 255
+    sixteen = Image.fromarray(np.full((3, 6), 65535, dtype=np.uint16))
+    assert to_grayscale(sixteen).min() == 255
+    half = Image.fromarray(np.full((3, 6), 32768, dtype=np.uint16))
+    assert 126 <= to_grayscale(half).max() <= 129
+
+
+def test_sixteen_bit_png_round_trip(tmp_path):
+    path = tmp_path / "deep.png"
+    Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16)).save(path)
+    assert to_grayscale(open_image(path)).min() == 255
+
+
+def test_arrays_and_bytes_are_accepted():
+    arr = np.zeros((20, 60, 3), dtype=np.uint8)
+    assert to_grayscale(open_image(arr)).shape == (20, 60)
+    assert to_grayscale(open_image(np.ones((20, 60), dtype=np.float32))).min() == 255
+    buf = io.BytesIO()
+    Image.new("RGB", (60, 20), "white").save(buf, "PNG")
+    assert to_grayscale(open_image(buf.getvalue())).shape == (20, 60)
+    with pytest.raises(ImageError):
+        open_image(np.zeros((2, 2, 5)))
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b"", "empty"), (b"hello, I am text", "not an image"), (None, "truncated")],
+)
+def test_bad_files_name_the_file(tmp_path, content, problem):
+    path = tmp_path / "bad.png"
+    if content is None:
+        buf = io.BytesIO()
+        Image.new("RGB", (200, 80), "white").save(buf, "PNG")
+        content = buf.getvalue()[: len(buf.getvalue()) // 2]
+    path.write_bytes(content)
+    with pytest.raises(ImageError, match=r"bad\.png.*" + problem):
+        open_image(path)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        open_image(tmp_path / "nope.png")
+    with pytest.raises(ImageError, match="folder"):
+        open_image(tmp_path)
+
+
+def test_policy_is_chosen_from_the_data():
+    assert choose_policy([(104, 24)] * 3).fixed_width == 140  # 104 * 32 / 24 = 138.7 -> multiple of 4
+    assert choose_policy([(200, 50)]).fixed_width == 128
+    mixed = choose_policy([(200, 80), (550, 80), (300, 80)])
+    assert mixed.fixed_width is None
+    assert mixed.height == 32 and mixed.max_width >= 220 and mixed.min_width <= 80
+    assert mixed.width_for((550, 80)) == 220
+    assert mixed.width_for((200, 80)) == 80
+
+
+def test_load_for_model_resizes_to_policy():
+    policy = InputPolicy(height=32, min_width=64, max_width=96, width_stride=4)
+    wide = load_for_model(Image.new("L", (1000, 50), 255), policy)
+    narrow = load_for_model(Image.new("L", (10, 50), 255), policy)
+    assert wide.shape == (32, 96) and narrow.shape == (32, 64)
