@@ -46,7 +46,7 @@ def _add_label_options(p: argparse.ArgumentParser) -> None:
         "--label-pattern",
         metavar="REGEX",
         help="take the label from the first match of REGEX in the file stem (group 1 if the "
-        r"pattern has a group), e.g. '^[^-_]+' for ab12-0.png or '(\w+)_' for ab12_5f3e.png",
+        r"pattern has a group), e.g. '^[^-_]+' for ab12-0.png or '^([^_]+)_' for ab12_5f3e.png",
     )
     g.add_argument("--recursive", action="store_true", help="also look for images in subfolders")
 
@@ -116,6 +116,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         default=12,
         help="stop after this many epochs without a better validation CER (default: 12)",
     )
+    g.add_argument(
+        "--no-augment",
+        action="store_true",
+        help="train on the images as they are (default: random small affine jitter, contrast, noise)",
+    )
     g.add_argument("--seed", type=int, default=42, help="seed for the split, initialisation and shuffling")
     g = p.add_argument_group("hardware")
     g.add_argument("--accelerator", default="auto", help="cpu, gpu, mps or auto (default: auto)")
@@ -153,6 +158,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         accelerator=args.accelerator,
         devices=int(args.devices) if args.devices.isdigit() else args.devices,
+        augment=not args.no_augment,
         resume=args.resume,
         force=args.force,
         progress=not args.no_progress,

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,9 @@ def load_model(path: str | Path) -> ModelBundle:
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a non-model pickle warns before it fails; the error says it all
+            warnings.simplefilter("ignore")
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load on arbitrary bytes raises many types (KeyError, UnpicklingError...)
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{path}: not a captcha-crnn model file ({first_line[:160]})") from None

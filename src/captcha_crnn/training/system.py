@@ -12,6 +12,7 @@ from torchmetrics.text import CharErrorRate
 
 from captcha_crnn.data.tokenizer import CTCTokenizer
 from captcha_crnn.model.crnn import CRNN, CRNNConfig
+from captcha_crnn.training.augment import Augmentation
 
 
 class CRNNSystem(L.LightningModule):
@@ -22,13 +23,15 @@ class CRNNSystem(L.LightningModule):
         input_policy: dict[str, int],
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
-        plateau_patience: int = 4,
+        plateau_patience: int = 5,
+        augment: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = CRNN(CRNNConfig.from_dict(model_config))
         self.tokenizer = CTCTokenizer(charset)
         self.ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+        self.augmentation = Augmentation() if augment else None
         self.val_cer = CharErrorRate()
         self.val_seq_acc = MeanMetric()
         self.val_loss = MeanMetric()
@@ -45,6 +48,8 @@ class CRNNSystem(L.LightningModule):
         return loss, log_probs
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.augmentation is not None:
+            batch = {**batch, "images": self.augmentation(batch["images"])}
         loss, _ = self._loss(batch)
         self.train_loss.update(loss.detach(), batch["images"].shape[0])
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
@@ -63,7 +68,8 @@ class CRNNSystem(L.LightningModule):
         n = len(preds)
         self.val_loss.update(loss, n)
         self.val_cer.update(preds, truths)
-        self.val_seq_acc.update(torch.tensor([float(p == t) for p, t in zip(preds, truths)]))
+        correct = [float(p == t) for p, t in zip(preds, truths)]
+        self.val_seq_acc.update(torch.tensor(correct, device=self.device))
         self.log("val_loss", self.val_loss, prog_bar=True, on_epoch=True, batch_size=n)
         self.log("val_cer", self.val_cer, prog_bar=True, on_epoch=True, batch_size=n)
         self.log("val_seq_acc", self.val_seq_acc, prog_bar=True, on_epoch=True, batch_size=n)

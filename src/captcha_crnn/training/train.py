@@ -46,6 +46,7 @@ class TrainOptions:
     max_epochs: int = 200
     max_time: float | None = None  # minutes
     patience: int = 12
+    augment: bool = True
     plateau_patience: int = 5
     min_steps: int = 1000  # CTC first learns to emit only blanks; give it time to leave that plateau
     seed: int = 42
@@ -100,6 +101,7 @@ def _quiet_lightning() -> None:
         ".*does not have many workers.*",
         ".*smaller than the logging interval.*",
         ".*Checkpoint directory .* exists and is not empty.*",
+        ".*LeafSpec.*is deprecated.*",  # lightning internals on newer torch; nothing the user can act on
     ):
         warnings.filterwarnings("ignore", message=pattern)
 
@@ -178,6 +180,7 @@ def train(opts: TrainOptions) -> TrainResult:
         lr=opts.lr,
         weight_decay=opts.weight_decay,
         plateau_patience=opts.plateau_patience,
+        augment=opts.augment,
     )
     checkpoint = ModelCheckpoint(
         dirpath=run / "checkpoints",
