@@ -102,11 +102,39 @@ def test_resume_continues_the_run(tmp_path, captcha_dir):
     assert len(list(csv.DictReader((run / "metrics.csv").open()))) == 1
 
 
-def test_stem_labels_and_label_pattern_train(tmp_path, stem_dir, capsys):
+def test_stem_labels_and_label_pattern_train(tmp_path, stem_dir):
     run = tmp_path / "run"
     code = main(["-q", "train", str(stem_dir), "--out", str(run), "--max-epochs", "1", "--no-progress"])
     assert code == 0
     assert Recognizer.load(run / "model.pt").charset == "0123456789"
+    # the same images named like ab12-0.png, labels cut out with a pattern
+    named = tmp_path / "named"
+    named.mkdir()
+    for i, src in enumerate(sorted(stem_dir.glob("*.png"))):
+        (named / f"{src.stem}-{i}.png").write_bytes(src.read_bytes())
+    run2 = tmp_path / "run2"
+    args = ["-q", "train", str(named), "--label-pattern", "^[^-]+", "--out", str(run2), "--max-epochs", "1"]
+    assert main([*args, "--no-progress"]) == 0
+    assert json.loads((run2 / "run.json").read_text())["charset"] == "0123456789"
+
+
+def test_val_dir_is_used_for_validation(tmp_path, captcha_dir, stem_dir):
+    run = tmp_path / "run"
+    args = [
+        "-q",
+        "train",
+        str(captcha_dir),
+        "--val-dir",
+        str(stem_dir),
+        "--out",
+        str(run),
+        "--max-epochs",
+        "1",
+    ]
+    assert main([*args, "--no-progress"]) == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["train_count"] == 48
+    assert info["val_count"] == len(list(stem_dir.glob("*.png")))
 
 
 def test_predict_imports_no_training_code(trained_run, captcha_dir):

@@ -21,10 +21,11 @@ class CRNNSystem(L.LightningModule):
         model_config: dict[str, Any],
         charset: str,
         input_policy: dict[str, int],
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         weight_decay: float = 1e-4,
         plateau_patience: int = 5,
         augment: bool = True,
+        hold_steps: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -88,3 +89,9 @@ class CRNNSystem(L.LightningModule):
             opt, mode="min", factor=0.5, patience=self.hparams.plateau_patience
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        # No LR cuts while CTC is still on its all-blank plateau: the loss is flat there by nature, and
+        # a smaller LR only makes leaving it slower. Early stopping waits the same number of steps.
+        if self.global_step >= self.hparams.hold_steps:
+            scheduler.step(metric)
