@@ -106,7 +106,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-width", type=int, help="widest input width (default: from the data)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=int, default=32, help="images per step (default: 32)")
-    g.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (default: 3e-3)")
+    g.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: 1e-3)")
     g.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default: 1e-4)")
     g.add_argument("--max-epochs", type=int, default=200, help="upper bound on epochs (default: 200)")
     g.add_argument("--max-time", type=float, metavar="MINUTES", help="stop after this many minutes")

@@ -21,7 +21,7 @@ class CRNNSystem(L.LightningModule):
         model_config: dict[str, Any],
         charset: str,
         input_policy: dict[str, int],
-        lr: float = 3e-3,
+        lr: float = 1e-3,
         weight_decay: float = 1e-4,
         plateau_patience: int = 5,
         augment: bool = True,

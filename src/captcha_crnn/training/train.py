@@ -41,7 +41,7 @@ class TrainOptions:
     min_width: int | None = None
     max_width: int | None = None
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 1e-3
     weight_decay: float = 1e-4
     max_epochs: int = 200
     max_time: float | None = None  # minutes
