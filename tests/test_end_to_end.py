@@ -160,3 +160,26 @@ def test_generate_is_reproducible(tmp_path):
     rows = (tmp_path / "a" / "labels.csv").read_text().splitlines()
     assert rows[0] == "file,label" and len(rows) == 4
     assert all(3 <= len(r.split(",")[1]) <= 6 for r in rows[1:])
+
+
+def test_mixed_image_sizes_train_without_size_flags(tmp_path):
+    """Narrow and wide images in one folder: the policy keeps aspect ratios and predicts both sizes."""
+    from captcha_crnn.data.synthetic import generate
+
+    root = tmp_path / "mixed"
+    rows = ["file,label"]
+    for sub, size, length in [("narrow", (120, 40), (4, 4)), ("wide", (400, 80), (6, 8))]:
+        generate(root / sub, 16, length=length, size=size, seed=len(sub))
+        for line in (root / sub / "labels.csv").read_text().splitlines()[1:]:
+            name, label = line.split(",")
+            rows.append(f"{sub}/{name},{label}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    run = tmp_path / "run"
+    assert main(["-q", "train", str(root), "--out", str(run), "--max-epochs", "1", "--no-progress"]) == 0
+    policy = json.loads((run / "run.json").read_text())["input_policy"]
+    assert policy["min_width"] < 96 <= 160 <= policy["max_width"]  # 120x40 -> 96x32, 400x80 -> 160x32
+    rec = Recognizer.load(run / "model.pt")
+    narrow, wide = sorted((root / "narrow").glob("*.png"))[0], sorted((root / "wide").glob("*.png"))[0]
+    assert rec.preprocess(narrow).shape == (32, 96) and rec.preprocess(wide).shape == (32, 160)
+    preds = rec.predict([narrow, wide])
+    assert len(preds) == 2 and all(0.0 <= p.confidence <= 1.0 for p in preds)
