@@ -141,7 +141,7 @@ def test_predict_imports_no_training_code(trained_run, captcha_dir):
     code = (
         "import sys; from captcha_crnn.cli.main import main; "
         f"main(['predict', {str(trained_run / 'model.pt')!r}, {str(captcha_dir)!r}]); "
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'torchmetrics')"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'torchmetrics', 'matplotlib')"
         " or m.startswith('captcha_crnn.training')]; "
         "assert not bad, bad"
     )

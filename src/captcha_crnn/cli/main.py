@@ -188,6 +188,13 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", type=Path, metavar="DATA", help="folder of labelled images")
     _add_label_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write a report into DIR: prediction grid (wrong images first), most confused "
+        "characters, per-character accuracy, and a self-contained report.html",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -197,9 +204,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from captcha_crnn.inference.evaluate import evaluate
     from captcha_crnn.inference.recognizer import Recognizer
 
+    if args.report:
+        from captcha_crnn.reporting.report import prepare_report_dir
+
+        prepare_report_dir(args.report)  # fail before the work, not after
     recognizer = Recognizer.load(args.model, batch_size=args.batch_size)
     items = collect(args.data, args.labels, args.label_pattern, args.recursive)
     result = evaluate(recognizer, items)
+    if args.report:
+        from captcha_crnn.reporting.report import write_report
+
+        page = write_report(result, args.report, str(args.model), str(args.data))
+        print(f"report: {page}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
@@ -254,6 +270,48 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(json.dumps({"file": str(path), "text": pred.text, "confidence": round(pred.confidence, 6)}))
         else:
             print(f"{path}\t{pred.text}\t{pred.confidence:.4f}")
+    return 0
+
+
+# ---------------------------------------------------------------- preview
+
+
+def _add_preview(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "preview",
+        help="a picture of a data set's images and labels, with statistics",
+        description="Draw a grid of sample images with their labels and print the number of "
+        "images, their sizes, label lengths, character frequencies and unreadable "
+        "files.",
+    )
+    p.add_argument("data", type=Path, metavar="DATA", help="folder of labelled images")
+    _add_label_options(p)
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("preview.png"),
+        metavar="FILE.png",
+        help="where to write the grid (default: preview.png)",
+    )
+    p.add_argument("--count", type=int, default=40, metavar="N", help="images in the grid (default: 40)")
+    p.add_argument("--seed", type=int, default=0, help="which images are sampled (default: 0)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=_cmd_preview)
+
+
+def _cmd_preview(args: argparse.Namespace) -> int:
+    from captcha_crnn.data.labels import collect
+
+    if args.out.exists() and not args.force:
+        raise CaptchaCrnnError(f"{args.out}: already exists; pass --force to replace it or another --out")
+    if args.count < 1:
+        raise CaptchaCrnnError(f"--count must be at least 1, got {args.count}")
+    items = collect(args.data, args.labels, args.label_pattern, args.recursive)
+    from captcha_crnn.reporting.preview import preview
+
+    summary = preview(items, args.out, args.count, args.seed)
+    print("\n".join(summary.lines()))
+    print(f"grid:          {args.out}")
     return 0
 
 
@@ -323,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_evaluate, _add_predict, _add_generate, _add_demo):
+    for add in (_add_train, _add_evaluate, _add_predict, _add_preview, _add_generate, _add_demo):
         add(sub)
     return parser
 

@@ -31,9 +31,13 @@ class Evaluation:
     char_accuracy: float
     loss: float
     errors: list[dict[str, object]] = field(default_factory=list)
+    # Every image's result (file, label, prediction, confidence), for reports; not part of --json.
+    records: list[dict[str, object]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(self)
+        del data["records"]
+        return data
 
 
 def ctc_loss(log_probs: Sequence[np.ndarray], targets: Sequence[list[int]]) -> float:
@@ -82,11 +86,11 @@ def evaluate(recognizer: Recognizer, items: Sequence[LabelledImage]) -> Evaluati
     truths = [it.label for it in kept]
     preds = [text for text, _ in decoded]
     cer = character_error_rate(truths, preds)
-    errors = [
+    records = [
         {"file": str(it.path), "label": it.label, "prediction": text, "confidence": round(conf, 6)}
         for it, (text, conf) in zip(kept, decoded)
-        if text != it.label
     ]
+    errors = [r for r in records if r["prediction"] != r["label"]]
     return Evaluation(
         count=len(kept),
         sequence_accuracy=1.0 - len(errors) / len(kept),
@@ -94,4 +98,5 @@ def evaluate(recognizer: Recognizer, items: Sequence[LabelledImage]) -> Evaluati
         char_accuracy=1.0 - cer,
         loss=ctc_loss(log_probs, [tok.encode(t) for t in truths]),
         errors=errors,
+        records=records,
     )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import logging
 import time
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping
+
+log = logging.getLogger("captcha_crnn")
 
 COLUMNS = ["epoch", "train_loss", "val_loss", "val_cer", "val_seq_acc", "lr", "elapsed_s"]
 
@@ -31,11 +34,19 @@ class PatientEarlyStopping(EarlyStopping):
 
 
 class MetricsCSV(L.Callback):
-    """Per-epoch metrics appended to `metrics.csv` (appended, so a resumed run continues the file)."""
+    """Per-epoch metrics appended to `metrics.csv` (appended, so a resumed run continues the file), and
+    drawn as `curves.png` beside it.
 
-    def __init__(self, path: Path) -> None:
+    Drawing takes ~0.2 s, a tenth of a small data set's epoch on 2 cores, so the picture is redrawn after
+    an epoch only when `redraw_seconds` have passed since the last drawing, and always when training ends.
+    """
+
+    def __init__(self, path: Path, curves: Path | None = None, redraw_seconds: float = 10.0) -> None:
         self.path = Path(path)
+        self.curves = curves
+        self.redraw_seconds = redraw_seconds
         self.start = time.monotonic()
+        self.last_draw = float("-inf")
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -56,3 +67,21 @@ class MetricsCSV(L.Callback):
             if new:
                 writer.writeheader()
             writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+        if time.monotonic() - self.last_draw >= self.redraw_seconds:
+            self._draw()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and self.path.exists():
+            self._draw()
+
+    def _draw(self) -> None:
+        if self.curves is None:
+            return
+        self.last_draw = time.monotonic()
+        try:
+            from captcha_crnn.reporting.plots import training_curves
+
+            training_curves(self.path, self.curves)
+        except Exception as exc:  # a picture must never stop a training run
+            log.warning("could not draw %s: %s", self.curves, exc)
+            self.curves = None

@@ -21,7 +21,7 @@ from captcha_crnn.model.crnn import DEFAULT_PRESET, PRESETS, WIDTH_STRIDE, confi
 
 log = logging.getLogger("captcha_crnn")
 
-RUN_FILES = ("run.json", "metrics.csv", "model.pt", "checkpoints")
+RUN_FILES = ("run.json", "metrics.csv", "curves.png", "model.pt", "checkpoints")
 
 
 @dataclass
@@ -201,7 +201,7 @@ def train(opts: TrainOptions) -> TrainResult:
             PatientEarlyStopping(
                 monitor="val_cer", mode="min", patience=opts.patience, min_steps=opts.min_steps
             ),
-            MetricsCSV(run / "metrics.csv"),
+            MetricsCSV(run / "metrics.csv", run / "curves.png"),
         ],
         logger=False,
         enable_model_summary=False,
