@@ -9,6 +9,18 @@ class ImageError(CaptchaCrnnError):
     """An image that cannot be read or decoded."""
 
 
+class UnsupportedImageError(ImageError):
+    """Not an image, or an image format this tool does not read."""
+
+
+class CorruptImageError(ImageError):
+    """A recognised format whose data is truncated or damaged."""
+
+
+class ImageTooLargeError(ImageError):
+    """More pixels than allowed: a guard against decompression bombs."""
+
+
 class LabelError(CaptchaCrnnError):
     """A label that the model cannot learn or score (unknown character, too long, missing)."""
 

@@ -273,6 +273,58 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- serve
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a model over HTTP, with a web page",
+        description="Serve MODEL over HTTP: POST /v1/recognize (one image, multipart or raw "
+        "body), POST /v1/recognize/batch, GET /v1/model, GET /healthz, OpenAPI "
+        "docs at /docs and a web page at /.",
+    )
+    p.add_argument("model", type=Path, metavar="MODEL", help="model.pt (or a run's .ckpt)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="worker processes, each with its own model (default: 1)"
+    )
+    p.add_argument("--max-body-mb", type=float, default=2.0, help="largest request body in MB (default: 2)")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=4096 * 4096,
+        help="largest image in pixels, a decompression-bomb guard (default: 16777216)",
+    )
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from captcha_crnn.inference.recognizer import Recognizer
+
+    Recognizer.load(args.model)  # a bad MODEL is one clear line here, not a traceback in each worker
+    if args.workers < 1:
+        raise CaptchaCrnnError(f"--workers must be at least 1, got {args.workers}")
+    os.environ["CAPTCHA_CRNN_MODEL"] = str(args.model)
+    os.environ["CAPTCHA_CRNN_MAX_BODY"] = str(int(args.max_body_mb * 1024 * 1024))
+    os.environ["CAPTCHA_CRNN_MAX_PIXELS"] = str(args.max_pixels)
+    print(f"serving {args.model} on http://{args.host}:{args.port}/ (docs at /docs)", file=sys.stderr)
+    uvicorn.run(
+        "captcha_crnn.serving.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+    )
+    return 0
+
+
 # ---------------------------------------------------------------- preview
 
 
@@ -381,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_evaluate, _add_predict, _add_preview, _add_generate, _add_demo):
+    for add in (_add_train, _add_evaluate, _add_predict, _add_serve, _add_preview, _add_generate, _add_demo):
         add(sub)
     return parser
 

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from captcha_crnn.errors import ImageError
+from captcha_crnn.errors import CorruptImageError, ImageError, ImageTooLargeError, UnsupportedImageError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")  # Pillow's names for the formats above
 
 ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
@@ -35,8 +36,17 @@ def describe(source: Any) -> str:
     return f"<{type(source).__name__}>"
 
 
-def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
-    """Open and fully decode an image from a path, encoded bytes, a PIL image or a numpy array."""
+def open_image(
+    source: ImageSource,
+    name: str | None = None,
+    max_pixels: int | None = None,
+    formats: tuple[str, ...] | None = None,
+) -> Image.Image:
+    """Open and fully decode an image from a path, encoded bytes, a PIL image or a numpy array.
+
+    `max_pixels` refuses larger images before decoding them (the header is read first), `formats`
+    limits which encoded formats are accepted (Pillow names, e.g. IMAGE_FORMATS).
+    """
     name = name or describe(source)
     if isinstance(source, Image.Image):
         return source
@@ -44,7 +54,7 @@ def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
         return _from_array(source, name)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
-            raise ImageError(f"{name}: empty data, not an image")
+            raise UnsupportedImageError(f"{name}: empty data, not an image")
         stream: Any = io.BytesIO(bytes(source))
     elif isinstance(source, (str, Path)):
         path = Path(source)
@@ -53,20 +63,27 @@ def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
         if path.is_dir():
             raise ImageError(f"{name}: is a folder, not an image")
         if path.stat().st_size == 0:
-            raise ImageError(f"{name}: empty file, not an image")
+            raise UnsupportedImageError(f"{name}: empty file, not an image")
         stream = path
     else:
         raise ImageError(f"{name}: cannot read an image from a {type(source).__name__}")
     try:
-        with Image.open(stream) as img:
+        with Image.open(stream, formats=formats) as img:
+            if max_pixels is not None and img.width * img.height > max_pixels:
+                raise ImageTooLargeError(
+                    f"{name}: refused, {img.width}x{img.height} is more than {max_pixels} pixels"
+                )
             img.load()
             return img.copy() if img.mode != "P" else img.convert("RGBA")
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image file (unrecognised format)") from None
+        what = "not an image file (unrecognised format)"
+        if formats is not None:
+            what = f"not an image in a supported format ({', '.join(f.lower() for f in formats)})"
+        raise UnsupportedImageError(f"{name}: {what}") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{name}: refused, too many pixels ({exc})") from None
+        raise ImageTooLargeError(f"{name}: refused, too many pixels ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from None
+        raise CorruptImageError(f"{name}: corrupt or truncated image ({exc})") from None
 
 
 def _from_array(arr: np.ndarray, name: str) -> Image.Image:
@@ -182,9 +199,15 @@ def choose_policy(
     return InputPolicy(height, min_width, max_width, width_stride)
 
 
-def load_for_model(source: ImageSource, policy: InputPolicy, name: str | None = None) -> np.ndarray:
+def load_for_model(
+    source: ImageSource,
+    policy: InputPolicy,
+    name: str | None = None,
+    max_pixels: int | None = None,
+    formats: tuple[str, ...] | None = None,
+) -> np.ndarray:
     """Open, convert and resize one image: the single preprocessing path for training and inference."""
-    return policy.resize(to_grayscale(open_image(source, name)))
+    return policy.resize(to_grayscale(open_image(source, name, max_pixels, formats)))
 
 
 def stack_batch(pixels: Sequence[np.ndarray], policy: InputPolicy) -> tuple[np.ndarray, np.ndarray]:

@@ -49,8 +49,15 @@ class Recognizer:
     def charset(self) -> str:
         return self.tokenizer.charset
 
-    def preprocess(self, image: ImageSource, name: str | None = None) -> np.ndarray:
-        return load_for_model(image, self.policy, name)
+    def preprocess(
+        self,
+        image: ImageSource,
+        name: str | None = None,
+        max_pixels: int | None = None,
+        formats: tuple[str, ...] | None = None,
+    ) -> np.ndarray:
+        """One image as the network's input; see `open_image` for the pixel and format limits."""
+        return load_for_model(image, self.policy, name, max_pixels, formats)
 
     def log_probs(self, pixels: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per-image (frames, classes) log-probabilities for preprocessed images, in input order.

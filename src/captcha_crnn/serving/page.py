@@ -1,0 +1,66 @@
+"""The web page at `/`: drop or choose an image, see it, its text and confidence. Inline CSS and JS, no
+build step and nothing fetched from elsewhere, so it works offline."""
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>captcha-crnn</title>
+<style>
+  body { font-family: system-ui, sans-serif; max-width: 40em; margin: 3em auto; padding: 0 1em; color: #222; }
+  #drop { display: block; margin: 1em 0; border: 2px dashed #999; border-radius: 8px; padding: 2em;
+          text-align: center; cursor: pointer; }
+  #drop.over { border-color: #2a7d2a; background: #f3fbf3; }
+  #preview { max-width: 100%; image-rendering: pixelated; margin: 1em 0; display: none; min-height: 2em; }
+  #text { font: 2.2em ui-monospace, monospace; letter-spacing: 0.1em; }
+  #error { color: #b00020; }
+  .muted { color: #666; }
+</style></head>
+<body>
+<h1>captcha-crnn</h1>
+<p class="muted" id="model">loading model information...</p>
+<label id="drop" for="file">Drop an image here, or click to choose one
+  <input id="file" type="file" accept="image/*" hidden></label>
+<img id="preview" alt="the chosen image">
+<div id="result" aria-live="polite">
+  <div id="text"></div>
+  <div id="confidence" class="muted"></div>
+  <div id="error"></div>
+</div>
+<p class="muted">API: <code>POST /v1/recognize</code> (one image), <code>POST /v1/recognize/batch</code>,
+<code>GET /v1/model</code>, <a href="docs">OpenAPI docs</a>.</p>
+<script>
+const $ = (id) => document.getElementById(id);
+fetch("v1/model").then((r) => r.json()).then((m) => {
+  $("model").textContent = `model ${m.model_file}, characters ${m.charset}, version ${m.version}`;
+}).catch(() => { $("model").textContent = "model information unavailable"; });
+
+async function recognize(file) {
+  $("text").textContent = ""; $("confidence").textContent = ""; $("error").textContent = "";
+  const preview = $("preview");
+  preview.src = URL.createObjectURL(file);
+  preview.style.display = "block";
+  const body = new FormData();
+  body.append("file", file, file.name);
+  $("confidence").textContent = "reading...";
+  try {
+    const response = await fetch("v1/recognize", { method: "POST", body });
+    const data = await response.json();
+    if (!response.ok) { $("confidence").textContent = ""; $("error").textContent = data.detail; return; }
+    $("text").textContent = data.text || "(nothing read)";
+    $("confidence").textContent =
+      `confidence ${(100 * data.confidence).toFixed(1)}%, ${data.elapsed_ms.toFixed(1)} ms`;
+  } catch (err) {
+    $("confidence").textContent = ""; $("error").textContent = `request failed: ${err}`;
+  }
+}
+$("file").addEventListener("change", (e) => { if (e.target.files.length) recognize(e.target.files[0]); });
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault(); drop.classList.remove("over");
+  if (e.dataTransfer.files.length) recognize(e.dataTransfer.files[0]);
+});
+</script>
+</body></html>
+"""

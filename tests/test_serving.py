@@ -1,0 +1,144 @@
+"""The HTTP service through FastAPI's test client: every endpoint and every hostile input."""
+
+import io
+import tempfile
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from captcha_crnn import Recognizer
+from captcha_crnn.serving.app import ServeLimits, create_app
+
+
+@pytest.fixture(scope="module")
+def recognizer(trained_run):
+    return Recognizer.load(trained_run / "model.pt")
+
+
+@pytest.fixture(scope="module")
+def client(recognizer, trained_run):
+    app = create_app(recognizer, str(trained_run / "model.pt"), ServeLimits(max_pixels=1_000_000))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def images(captcha_dir):
+    return sorted(captcha_dir.glob("*.png"))[:3]
+
+
+def png_bytes(img: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+def assert_still_serving(client, image):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.post("/v1/recognize", content=image.read_bytes()).status_code == 200
+
+
+def test_health_model_and_docs(client, trained_run):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    info = client.get("/v1/model").json()
+    assert info["charset"] == "0123456789"
+    assert info["input"] == {"height": 32, "min_width": 80, "max_width": 80, "fixed_width": 80}
+    assert info["model_file"] == str(trained_run / "model.pt") and info["version"]
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/recognize", "/v1/recognize/batch", "/v1/model", "/healthz"} <= set(paths)
+
+
+def test_recognize_multipart_and_raw_body_match_the_recognizer(client, recognizer, images):
+    expected = recognizer.predict(images[0])
+    for response in (
+        client.post("/v1/recognize", files={"file": ("a.png", images[0].read_bytes(), "image/png")}),
+        client.post("/v1/recognize", content=images[0].read_bytes(), headers={"content-type": "image/png"}),
+    ):
+        assert response.status_code == 200
+        body = response.json()
+        assert set(body) == {"text", "confidence", "elapsed_ms"}
+        assert body["text"] == expected.text
+        assert body["confidence"] == pytest.approx(expected.confidence, abs=1e-5)
+        assert body["elapsed_ms"] > 0
+
+
+def test_batch_answers_in_order(client, recognizer, images):
+    files = [("files", (p.name, p.read_bytes(), "image/png")) for p in [images[2], images[0], images[1]]]
+    response = client.post("/v1/recognize/batch", files=files)
+    assert response.status_code == 200
+    body = response.json()
+    assert [b["file"] for b in body] == [images[2].name, images[0].name, images[1].name]
+    assert [b["text"] for b in body] == [
+        p.text for p in recognizer.predict([images[2], images[0], images[1]])
+    ]
+
+
+def test_body_over_the_limit_is_413(client, images):
+    big = b"\0" * (2 * 1024 * 1024 + 1)
+    response = client.post("/v1/recognize", content=big)
+    assert response.status_code == 413 and "larger than" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit holds while streaming
+        for _ in range(40):
+            yield b"\0" * 65536
+
+    response = client.post("/v1/recognize", content=chunks())
+    assert response.status_code == 413
+    assert_still_serving(client, images[0])
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"just some text", png_bytes(Image.new("RGB", (60, 20), "white"), "TIFF")],
+    ids=["empty", "text", "tiff"],
+)
+def test_not_an_image_or_unsupported_format_is_415(client, images, payload):
+    response = client.post("/v1/recognize", files={"file": ("x.bin", payload, "application/octet-stream")})
+    assert response.status_code == 415, response.text
+    assert "x.bin" in response.json()["detail"]
+    assert_still_serving(client, images[0])
+
+
+def test_truncated_image_and_pixel_bomb_are_422(client, images):
+    data = images[0].read_bytes()
+    response = client.post("/v1/recognize", content=data[: len(data) // 2])
+    assert response.status_code == 422 and "truncated" in response.json()["detail"]
+    bomb = png_bytes(Image.new("1", (2000, 2000)))  # a few KB on the wire, 4M pixels decoded
+    assert len(bomb) < 100_000
+    response = client.post("/v1/recognize", content=bomb)
+    assert response.status_code == 422 and "pixels" in response.json()["detail"]
+    assert_still_serving(client, images[0])
+
+
+def test_bad_requests_are_json_errors(client, images):
+    assert client.post("/v1/recognize/batch", content=images[0].read_bytes()).status_code == 415
+    two = [("file", ("a.png", images[0].read_bytes())), ("file", ("b.png", images[1].read_bytes()))]
+    response = client.post("/v1/recognize", files=two)
+    assert response.status_code == 400 and "exactly one" in response.json()["detail"]
+    assert client.get("/nope").json()["detail"]
+    assert_still_serving(client, images[0])
+
+
+def test_uploads_are_never_spooled_to_disk(client, monkeypatch):
+    """A 1.5 MB upload (over Starlette's default 1 MB spool) must stay in memory."""
+    noise = np.random.default_rng(0).integers(0, 256, (700, 800, 3), dtype=np.uint8)
+    data = png_bytes(Image.fromarray(noise))
+    assert 1_100_000 < len(data) < 2 * 1024 * 1024
+
+    def no_disk(self):  # SpooledTemporaryFile moves to a real file here
+        raise AssertionError("upload written to disk")
+
+    monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover", no_disk)
+    response = client.post("/v1/recognize", files={"file": ("noise.png", data, "image/png")})
+    assert response.status_code == 200
+
+
+def test_page_is_offline_and_uses_the_api(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "v1/recognize" in page and 'type="file"' in page
+    assert "http://" not in page and "https://" not in page  # no CDN: works offline

@@ -1,0 +1,84 @@
+"""The real server on a loopback port, its page driven in headless Chromium with Playwright."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from captcha_crnn import Recognizer
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
+)
+if not os.path.exists(CHROMIUM):
+    pytest.skip("Chromium is not installed (Debian: apt-get install chromium)", allow_module_level=True)
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(trained_run):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "captcha_crnn", "serve", str(trained_run / "model.pt"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "healthz", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited: {proc.stdout.read().decode()}")
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("server did not start within 60 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_page_reads_an_uploaded_captcha(server, trained_run, captcha_dir):
+    image = sorted(captcha_dir.glob("*.png"))[5]
+    expected = Recognizer.load(trained_run / "model.pt").predict(image)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)  # fresh profile per launch
+        try:
+            page = browser.new_page()
+            page.goto(server)
+            sync_api.expect(page.locator("#model")).to_contain_text("0123456789")
+            page.set_input_files("#file", str(image))
+            sync_api.expect(page.locator("#confidence")).to_contain_text("confidence", timeout=20_000)
+            shown = page.locator("#text").inner_text()
+            assert shown == (expected.text or "(nothing read)")
+            assert f"{100 * expected.confidence:.1f}%" in page.locator("#confidence").inner_text()
+            assert page.locator("#preview").is_visible()
+            assert page.locator("#error").inner_text() == ""
+        finally:
+            browser.close()
