@@ -1,0 +1,146 @@
+"""Load test of `captcha-crnn serve`: a bounded run from this process against the server in another.
+
+    python benchmarks/serve.py [--model model.pt] [--requests 5000] [--concurrency 32] [--workers 1]
+
+Without --model, a default-architecture model is trained for one epoch on ../shared/data/captcha-v2:
+latency depends on the architecture and input size, not on how well the weights are trained. Every
+request POSTs one captcha-v2 image (200x50 PNG) as the raw body to /v1/recognize on 127.0.0.1. The run
+stops by itself after --requests requests. Results go to benchmarks/results/serve.json and BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data" / "captcha-v2"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def default_model(tmp: Path) -> Path:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "captcha_crnn",
+            "-q",
+            "train",
+            str(DATA),
+            "--out",
+            str(tmp / "run"),
+            "--max-epochs",
+            "1",
+            "--no-progress",
+        ],
+        check=True,
+    )
+    return tmp / "run" / "model.pt"
+
+
+async def load(url: str, payloads: list[bytes], total: int, concurrency: int) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(total))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            for i in counter:
+                start = time.perf_counter()
+                try:
+                    r = await client.post(url, content=payloads[i % len(payloads)])
+                    ok = r.status_code == 200 and "text" in r.json()
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - start)
+                errors += not ok
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    payloads = [p.read_bytes() for p in sorted(DATA.glob("*.png"))[:200]]
+    if not payloads:
+        sys.exit(f"error: no images in {DATA}")
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or default_model(Path(tmp))
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "captcha_crnn",
+                "serve",
+                str(model),
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(300):
+                try:
+                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            asyncio.run(load(base + "/v1/recognize", payloads, 200, args.concurrency))  # warm-up
+            start = time.perf_counter()
+            latencies, errors = asyncio.run(
+                load(base + "/v1/recognize", payloads, args.requests, args.concurrency)
+            )
+            wall = time.perf_counter() - start
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+    latencies.sort()
+    result = {
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+        "errors": errors,
+        "requests_per_second": round(args.requests / wall, 1),
+        "p50_ms": round(1000 * statistics.median(latencies), 2),
+        "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 2),
+        "wall_seconds": round(wall, 1),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    print(json.dumps(result))
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "serve.json").write_text(json.dumps(result, indent=2) + "\n")
+    sys.path.insert(0, str(HERE))
+    from report import write_report
+
+    write_report()
+
+
+if __name__ == "__main__":
+    main()
