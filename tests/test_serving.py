@@ -142,3 +142,24 @@ def test_page_is_offline_and_uses_the_api(client):
     page = response.text
     assert "v1/recognize" in page and 'type="file"' in page
     assert "http://" not in page and "https://" not in page  # no CDN: works offline
+
+
+def test_concurrent_requests_each_get_their_own_answer(client, recognizer, captcha_dir):
+    """Requests arriving together share a forward pass; a bad image fails only its own request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = sorted(captcha_dir.glob("*.png"))[:12]
+    expected = [p.text for p in recognizer.predict(paths)]
+    payloads = [p.read_bytes() for p in paths] + [b"not an image"]
+
+    def post(data):
+        return client.post("/v1/recognize", content=data)
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(post, payloads * 3))
+    for i, response in enumerate(responses):
+        if i % len(payloads) == len(paths):
+            assert response.status_code == 415
+        else:
+            assert response.status_code == 200
+            assert response.json()["text"] == expected[i % len(payloads)]

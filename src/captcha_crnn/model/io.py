@@ -50,9 +50,8 @@ def load_model(path: str | Path) -> ModelBundle:
         with warnings.catch_warnings():  # a non-model pickle warns before it fails; the error says it all
             warnings.simplefilter("ignore")
             raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load on arbitrary bytes raises many types (KeyError, UnpicklingError...)
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"{path}: not a captcha-crnn model file ({first_line[:160]})") from None
+    except Exception:  # torch.load on arbitrary bytes raises many types (KeyError, UnpicklingError...)
+        raise ModelFileError(f"{path}: not a captcha-crnn model file (not a torch weights file)") from None
     if not isinstance(raw, dict):
         raise ModelFileError(f"{path}: not a captcha-crnn model file")
     if raw.get("format") == FORMAT:

@@ -3,14 +3,19 @@
 Hostile input is answered, never crashes the worker: bodies over the limit get 413 (before they are read
 in full), files that are not images or in another format 415, truncated images and images over the pixel
 limit 422, always as JSON `{"detail": message}`. Uploaded bytes stay in memory: nothing is written to disk.
-Inference runs in a thread off the event loop, at most `max_concurrency` images at a time per worker.
+Inference runs in a thread off the event loop, one network call at a time per worker; requests that
+arrive while a call runs are batched into the next one (natural micro-batching: no added wait when idle,
+one batched forward pass under load).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +39,8 @@ MODEL_ENV = "CAPTCHA_CRNN_MODEL"
 class ServeLimits:
     max_body_bytes: int = 2 * 1024 * 1024
     max_pixels: int = 4096 * 4096
-    max_batch: int = 64
-    max_concurrency: int = 1  # torch already uses every core for one batch
+    max_batch: int = 64  # images in one /batch request
+    max_queue_batch: int = 64  # images in one forward pass across concurrent requests
 
 
 class BodyTooLarge(Exception):
@@ -128,15 +133,87 @@ BATCH_BODY = {
 }
 
 
+@dataclass
+class Job:
+    items: list[tuple[str, bytes]]
+    future: asyncio.Future = field(repr=False)
+    started: float = field(default_factory=time.perf_counter)
+
+
+class MicroBatcher:
+    """One consumer task: takes every job queued so far (up to `max_images`), runs them through the
+    network in one thread call, and answers each job's future with its results or its own error."""
+
+    def __init__(self, recognizer: Recognizer, limits: ServeLimits) -> None:
+        self.recognizer, self.limits = recognizer, limits
+        self.queue: asyncio.Queue[Job] = asyncio.Queue()
+
+    async def submit(self, items: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+        job = Job(items, asyncio.get_running_loop().create_future())
+        await self.queue.put(job)
+        return await job.future
+
+    async def run(self) -> None:
+        while True:
+            jobs = [await self.queue.get()]
+            size = len(jobs[0].items)
+            while not self.queue.empty() and size < self.limits.max_queue_batch:
+                jobs.append(self.queue.get_nowait())
+                size += len(jobs[-1].items)
+            outcomes = await anyio.to_thread.run_sync(self._process, jobs)
+            done = time.perf_counter()
+            for job, outcome in zip(jobs, outcomes):
+                if job.future.done():  # the client went away
+                    continue
+                if isinstance(outcome, Exception):
+                    job.future.set_exception(outcome)
+                else:
+                    elapsed = round((done - job.started) * 1000, 3)
+                    job.future.set_result([{**r, "elapsed_ms": elapsed} for r in outcome])
+
+    def _process(self, jobs: list[Job]) -> list[list[dict[str, Any]] | Exception]:
+        """In a worker thread: decode each job's images (a bad one fails only its job), then one forward
+        pass for all of them."""
+        outcomes: list[list[dict[str, Any]] | Exception] = []
+        pixels, owners = [], []
+        for index, job in enumerate(jobs):
+            try:
+                decoded = [
+                    self.recognizer.preprocess(data, name, self.limits.max_pixels, IMAGE_FORMATS)
+                    for name, data in job.items
+                ]
+            except ImageError as exc:
+                outcomes.append(ApiError(_status_for(exc), str(exc)))
+                continue
+            outcomes.append([])
+            pixels += decoded
+            owners += [index] * len(decoded)
+        try:
+            preds = self.recognizer.predict_pixels(pixels) if pixels else []
+        except Exception as exc:  # answer every waiting request rather than leave it hanging
+            return [exc] * len(jobs)
+        for owner, pred in zip(owners, preds):
+            outcomes[owner].append({"text": pred.text, "confidence": round(pred.confidence, 6)})  # type: ignore[union-attr]
+        return outcomes
+
+
 def create_app(recognizer: Recognizer, model_path: str, limits: ServeLimits | None = None) -> FastAPI:
     limits = limits or ServeLimits()
     # Starlette spools uploads over 1 MB to a temporary file; keep every allowed upload in memory.
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, limits.max_body_bytes + 1)
-    limiter = anyio.CapacityLimiter(limits.max_concurrency)
+    batcher = MicroBatcher(recognizer, limits)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(batcher.run())
+        yield
+        task.cancel()
+
     app = FastAPI(
         title="captcha-crnn",
         version=__version__,
         description="Reads the text in captcha-style images with a CRNN + CTC model.",
+        lifespan=lifespan,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
 
@@ -148,21 +225,8 @@ def create_app(recognizer: Recognizer, model_path: str, limits: ServeLimits | No
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
 
-    def recognize_bytes(items: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
-        """Runs in a worker thread: decode, check and predict; errors name the part."""
-        started = time.perf_counter()
-        pixels = []
-        for name, data in items:
-            try:
-                pixels.append(recognizer.preprocess(data, name, limits.max_pixels, IMAGE_FORMATS))
-            except ImageError as exc:
-                raise ApiError(_status_for(exc), str(exc)) from None
-        preds = recognizer.predict_pixels(pixels)
-        elapsed = round((time.perf_counter() - started) * 1000, 3)
-        return [{"text": p.text, "confidence": round(p.confidence, 6), "elapsed_ms": elapsed} for p in preds]
-
     async def run(items: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
-        return await anyio.to_thread.run_sync(recognize_bytes, items, limiter=limiter)
+        return await batcher.submit(items)
 
     async def uploads(request: Request) -> list[tuple[str, bytes]]:
         form = await request.form(max_files=limits.max_batch + 1, max_fields=limits.max_batch + 1)
