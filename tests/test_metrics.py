@@ -44,3 +44,32 @@ def test_evaluate_scores_a_known_model_exactly(tmp_path):
     assert [(e["label"], e["prediction"]) for e in result.errors] == [("7091", "7041")]
     assert result.errors[0]["confidence"] > 0.99
     assert result.loss > 1.0  # the wrong image's true path is very unlikely
+
+
+@pytest.mark.parametrize("target", [[1, 2, 3], [2, 2, 1], [3], [], [1, 1, 1, 1]])
+def test_numpy_ctc_loss_matches_torch(target):
+    import torch
+    import torch.nn.functional as F
+
+    from captcha_crnn.inference.evaluate import ctc_loss
+
+    log_probs = torch.randn(12, 5, generator=torch.Generator().manual_seed(3)).log_softmax(-1)
+    ours = ctc_loss([log_probs.numpy()], [target])
+    theirs = F.ctc_loss(
+        log_probs[:, None],
+        torch.tensor([target], dtype=torch.long).reshape(1, -1),
+        [12],
+        [len(target)],
+        reduction="mean",
+        zero_infinity=True,
+    ).item()
+    assert ours == pytest.approx(theirs, rel=1e-5, abs=1e-6)
+
+
+def test_numpy_ctc_loss_impossible_alignment_counts_zero():
+    import numpy as np
+
+    from captcha_crnn.inference.evaluate import ctc_loss
+
+    log_probs = np.log(np.full((2, 4), 0.25))
+    assert ctc_loss([log_probs], [[1, 1, 1]]) == 0.0  # needs 5 frames, has 2: infinite -> 0

@@ -15,6 +15,20 @@ from captcha_crnn.errors import CaptchaCrnnError
 
 log = logging.getLogger("captcha_crnn")
 
+EXTRA_FOR_MODULE = {
+    "torch": "train",
+    "lightning": "train",
+    "captcha": "train",
+    "onnx": "train",
+    "onnxscript": "train",
+    "torchmetrics": "train",
+    "matplotlib": "plots",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "multipart": "serve",
+    "starlette": "serve",
+}
+
 
 class _ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -273,6 +287,40 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- export
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write one self-contained ONNX file for torch-free inference",
+        description="Export MODEL to ONNX: dynamic batch and width, with the charset, input "
+        "size policy, normalisation and version in the file's metadata. The file "
+        "is checked (onnx checker, same predictions as PyTorch) before it is "
+        "written. predict, evaluate and serve take the .onnx file as MODEL.",
+    )
+    p.add_argument("model", type=Path, metavar="MODEL", help="model.pt (or a run's .ckpt)")
+    p.add_argument("out", type=Path, metavar="OUT.onnx", help="the ONNX file to write")
+    p.add_argument(
+        "--quantize",
+        action="store_true",
+        help="int8 weights (onnxruntime dynamic quantization): smaller; check its accuracy with evaluate",
+    )
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from captcha_crnn.export.onnx import export
+
+    report = export(args.model, args.out, quantize=args.quantize, force=args.force)
+    print(
+        f"wrote {report.path} ({report.bytes / 1e6:.2f} MB); checked against PyTorch on {report.checked} images: "
+        f"{report.same_text}/{report.checked} same text, max log-prob difference {report.max_abs_diff:.2e}"
+    )
+    return 0
+
+
 # ---------------------------------------------------------------- serve
 
 
@@ -433,7 +481,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_evaluate, _add_predict, _add_serve, _add_preview, _add_generate, _add_demo):
+    for add in (
+        _add_train,
+        _add_evaluate,
+        _add_predict,
+        _add_export,
+        _add_serve,
+        _add_preview,
+        _add_generate,
+        _add_demo,
+    ):
         add(sub)
     return parser
 
@@ -449,6 +506,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:  # a command whose extra is not installed
+        extra = EXTRA_FOR_MODULE.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"error: 'captcha-crnn {args.command}' needs {exc.name}, from the [{extra}] extra: "
+            f"pip install 'captcha-crnn[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
     except BrokenPipeError:
         sys.stderr.close()  # e.g. `predict ... | head`: the reader left, nothing to report
         return 0

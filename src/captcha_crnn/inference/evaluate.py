@@ -40,23 +40,33 @@ class Evaluation:
         return data
 
 
-def ctc_loss(log_probs: Sequence[np.ndarray], targets: Sequence[list[int]]) -> float:
-    """Mean over images of the CTC loss divided by label length: the reduction training's val_loss uses."""
-    import torch
-    import torch.nn.functional as F
+def ctc_nll(log_probs: np.ndarray, target: Sequence[int], blank: int = 0) -> float:
+    """Negative log-likelihood of `target` under (T, C) log-probabilities: the CTC forward algorithm in
+    numpy, so scoring an ONNX model never needs torch. Matches torch.nn.functional.ctc_loss."""
+    ext = np.full(2 * len(target) + 1, blank, dtype=np.int64)
+    ext[1::2] = target
+    can_skip = np.zeros(len(ext), dtype=bool)
+    can_skip[2:] = (ext[2:] != blank) & (ext[2:] != ext[:-2])
+    alpha = np.full(len(ext), -np.inf)
+    alpha[0] = log_probs[0, blank]
+    if len(ext) > 1:
+        alpha[1] = log_probs[0, ext[1]]
+    one_back, two_back = np.full(len(ext), -np.inf), np.full(len(ext), -np.inf)
+    for t in range(1, len(log_probs)):
+        one_back[1:] = alpha[:-1]
+        two_back[2:] = np.where(can_skip[2:], alpha[:-2], -np.inf)
+        alpha = np.logaddexp(np.logaddexp(alpha, one_back), two_back) + log_probs[t, ext]
+    tail = np.logaddexp(alpha[-1], alpha[-2]) if len(ext) > 1 else alpha[-1]
+    return float(-tail)
 
-    losses = [
-        F.ctc_loss(
-            torch.from_numpy(lp[:, None, :]),
-            torch.tensor([t]),
-            [lp.shape[0]],
-            [len(t)],
-            blank=0,
-            reduction="mean",
-            zero_infinity=True,
-        ).item()
-        for lp, t in zip(log_probs, targets)
-    ]
+
+def ctc_loss(log_probs: Sequence[np.ndarray], targets: Sequence[Sequence[int]]) -> float:
+    """Mean over images of the CTC loss divided by label length (infinite losses count as 0): the
+    reduction training's val_loss uses (`nn.CTCLoss(reduction="mean", zero_infinity=True)`)."""
+    losses = []
+    for lp, target in zip(log_probs, targets):
+        nll = ctc_nll(lp.astype(np.float64), target)
+        losses.append(nll / max(len(target), 1) if np.isfinite(nll) else 0.0)
     return float(np.mean(losses)) if losses else 0.0
 
 

@@ -1,15 +1,17 @@
-"""`Recognizer`: the one predictor behind the CLI, the Python API and (later) the HTTP service."""
+"""`Recognizer`: the one predictor behind the CLI, the Python API and the HTTP service."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from captcha_crnn.data.images import ImageSource, InputPolicy, load_for_model, stack_batch
 from captcha_crnn.data.tokenizer import CTCTokenizer
+from captcha_crnn.inference.backends import Backend, OnnxBackend, TorchBackend, load_any
 
 
 @dataclass(frozen=True)
@@ -21,15 +23,22 @@ class Prediction:
 class Recognizer:
     """Reads text from captcha images with a trained model.
 
-    >>> rec = Recognizer.load("runs/demo/model.pt")
+    >>> rec = Recognizer.load("runs/demo/model.pt")   # or an exported model.onnx
     >>> rec.predict("7041.png").text
     '7041'
     """
 
     def __init__(
-        self, model, charset: str, policy: InputPolicy, meta: dict | None = None, batch_size: int = 64
-    ):  # type: ignore[no-untyped-def]
-        self.model = model
+        self,
+        model: Any,
+        charset: str,
+        policy: InputPolicy,
+        meta: dict[str, Any] | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        """`model` is a backend (images -> log-probabilities, see backends.py) or a torch module."""
+        is_backend = isinstance(model, (TorchBackend, OnnxBackend))
+        self.backend: Backend = model if is_backend else TorchBackend(model)
         self.tokenizer = CTCTokenizer(charset)
         self.policy = policy
         self.meta = meta or {}
@@ -37,13 +46,10 @@ class Recognizer:
 
     @classmethod
     def load(cls, path: str | Path, batch_size: int = 64) -> Recognizer:
-        """Load a `model.pt` (or a run's `.ckpt`) written by `captcha-crnn train`."""
-        from captcha_crnn.model.io import load_model
-
-        bundle = load_model(path)
-        return cls(
-            bundle.model, bundle.charset, bundle.policy, {**bundle.meta, "path": str(path)}, batch_size
-        )
+        """Load a `model.pt` or a run's `.ckpt` (PyTorch), or a `.onnx` from `export` (onnxruntime only)."""
+        loaded = load_any(path)
+        meta = {**loaded.meta, "path": str(path)}
+        return cls(loaded.backend, loaded.charset, loaded.policy, meta, batch_size)
 
     @property
     def charset(self) -> str:
@@ -64,17 +70,14 @@ class Recognizer:
 
         Images are batched by width so that variable-width inputs carry as little padding as possible.
         """
-        import torch
-
         order = sorted(range(len(pixels)), key=lambda i: pixels[i].shape[1])
         out: list[np.ndarray] = [np.empty(0)] * len(pixels)
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                images, lengths = stack_batch([pixels[i] for i in chunk], self.policy)
-                scores = self.model(torch.from_numpy(images)).log_softmax(-1).numpy()
-                for row, i in enumerate(chunk):
-                    out[i] = scores[row, : lengths[row]]
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            images, lengths = stack_batch([pixels[i] for i in chunk], self.policy)
+            scores = self.backend(images)
+            for row, i in enumerate(chunk):
+                out[i] = scores[row, : lengths[row]]
         return out
 
     def predict_pixels(self, pixels: Sequence[np.ndarray]) -> list[Prediction]:

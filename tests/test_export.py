@@ -1,0 +1,127 @@
+"""ONNX export: parity with PyTorch, metadata, torch-free inference, quantisation, refusals."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from captcha_crnn import Recognizer
+from captcha_crnn.cli.main import main
+from captcha_crnn.export.onnx import TOLERANCE
+
+
+@pytest.fixture(scope="module")
+def onnx_model(trained_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    assert main(["export", str(trained_run / "model.pt"), str(out)]) == 0
+    return out
+
+
+def test_onnx_and_pytorch_agree(onnx_model, trained_run, captcha_dir):
+    torch_rec, onnx_rec = Recognizer.load(trained_run / "model.pt"), Recognizer.load(onnx_model)
+    paths = sorted(captcha_dir.glob("*.png"))
+    assert [p.text for p in onnx_rec.predict(paths)] == [p.text for p in torch_rec.predict(paths)]
+    pixels = [torch_rec.preprocess(p) for p in paths]
+    a, b = torch_rec.log_probs(pixels), onnx_rec.log_probs(pixels)
+    assert max(float(np.abs(x - y).max()) for x, y in zip(a, b)) < TOLERANCE
+
+
+def test_onnx_file_carries_everything(onnx_model, trained_run):
+    proto = onnx.load(str(onnx_model))
+    onnx.checker.check_model(proto)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    run = json.loads((trained_run / "run.json").read_text())
+    assert meta["charset"] == run["charset"]
+    assert json.loads(meta["input_policy"]) == run["input_policy"]
+    assert meta["version"] and "[0, 1]" in meta["normalisation"]
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert not dims[0].HasField("dim_value") and not dims[3].HasField("dim_value")  # dynamic batch, width
+
+
+def test_predicting_from_onnx_never_imports_torch(onnx_model, captcha_dir):
+    code = (
+        "import sys; from captcha_crnn.cli.main import main; "
+        f"assert main(['predict', {str(onnx_model)!r}, {str(captcha_dir)!r}]) == 0; "
+        f"assert main(['evaluate', {str(onnx_model)!r}, {str(captcha_dir)!r}, '--json']) == 0; "
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning', 'matplotlib')]; "
+        "assert not heavy, heavy"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.strip().splitlines()) == 48 + 1
+
+
+def test_evaluate_onnx_equals_pytorch(onnx_model, trained_run, captcha_dir, capsys):
+    results = []
+    for model in (trained_run / "model.pt", onnx_model):
+        assert main(["evaluate", str(model), str(captcha_dir), "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert results[0]["sequence_accuracy"] == results[1]["sequence_accuracy"]
+    assert results[0]["cer"] == results[1]["cer"]
+    assert results[0]["loss"] == pytest.approx(results[1]["loss"], rel=1e-3)
+
+
+def test_quantized_export(trained_run, tmp_path, captcha_dir, capsys):
+    out = tmp_path / "int8.onnx"
+    assert main(["export", str(trained_run / "model.pt"), str(out), "--quantize"]) == 0
+    assert "same text" in capsys.readouterr().out
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["quantized"] == "int8"
+    preds = Recognizer.load(out).predict(sorted(captcha_dir.glob("*.png"))[:4])
+    assert len(preds) == 4 and all(0 <= p.confidence <= 1 for p in preds)
+
+
+def test_export_refuses_to_overwrite_and_bad_names(onnx_model, trained_run, tmp_path, capsys):
+    before = onnx_model.read_bytes()
+    assert main(["export", str(trained_run / "model.pt"), str(onnx_model)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert onnx_model.read_bytes() == before
+    assert main(["export", str(trained_run / "model.pt"), str(tmp_path / "model.bin")]) == 2
+    assert ".onnx" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"garbage bytes", None])
+def test_onnx_file_that_is_not_ours(tmp_path, captcha_dir, capsys, content):
+    path = tmp_path / "other.onnx"
+    if content is None:  # a valid ONNX model without captcha-crnn metadata
+        from onnx import TensorProto, helper
+
+        graph = helper.make_graph(
+            [helper.make_node("Identity", ["x"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        )
+        onnx.save(helper.make_model(graph), str(path))
+    else:
+        path.write_bytes(content)
+    assert main(["predict", str(path), str(captcha_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "other.onnx" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_serving_an_onnx_model(onnx_model, captcha_dir):
+    from fastapi.testclient import TestClient
+
+    from captcha_crnn.serving.app import create_app
+
+    image = sorted(captcha_dir.glob("*.png"))[0]
+    rec = Recognizer.load(onnx_model)
+    with TestClient(create_app(rec, str(onnx_model))) as client:
+        body = client.post("/v1/recognize", content=image.read_bytes()).json()
+    assert body["text"] == rec.predict(image).text
+
+
+def test_missing_extra_is_one_clear_line(captcha_dir, tmp_path):
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; from captcha_crnn.cli.main import main; "
+        f"sys.exit(main(['preview', {str(captcha_dir)!r}, '--out', {str(tmp_path / 'p.png')!r}]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: 'captcha-crnn preview' needs matplotlib, from the [plots] extra: pip install 'captcha-crnn[plots]'"
+    )
