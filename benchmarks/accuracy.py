@@ -28,6 +28,9 @@ from captcha_crnn.training.train import TrainOptions, train
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(RESULTS.parent))
+import report  # noqa: E402  (benchmarks/report.py)
+
 DATASETS = {"captcha-v2": "95% target (issue 2)", "tii-digits": "99% target (issue 2)"}
 
 
@@ -76,7 +79,6 @@ def main() -> None:
     args = parser.parse_args()
     _setup_logging()
     logging.getLogger("captcha_crnn").setLevel(logging.WARNING)
-    RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "accuracy.json"
     previous = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     for name in args.only or list(DATASETS):
@@ -84,12 +86,8 @@ def main() -> None:
         previous["runs"][name] = run(name)
         print(json.dumps({k: v for k, v in previous["runs"][name].items() if k != "errors"}), flush=True)
     previous.update(machine=machine(), version=__version__, date=time.strftime("%Y-%m-%d"))
-    out.write_text(json.dumps(previous, indent=2) + "\n")
-    from report import write_report  # benchmarks/report.py
-
-    write_report()
+    report.save("accuracy", previous)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()

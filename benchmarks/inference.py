@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import report  # noqa: E402  (benchmarks/report.py)
+
 DATA = HERE.parent.parent / "shared" / "data" / "captcha-v2"
 DDDDOCR_VENV = HERE / ".venv-ddddocr"
 
@@ -142,12 +145,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
     }
     print(json.dumps({k: v for k, v in out.items() if k != "results"}))
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "inference.json").write_text(json.dumps(out, indent=2) + "\n")
-    sys.path.insert(0, str(HERE))
-    from report import write_report
-
-    write_report()
+    report.save("inference", out)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import report  # noqa: E402  (benchmarks/report.py)
+
 DATA = HERE.parent.parent / "shared" / "data" / "captcha-v2"
 
 
@@ -134,12 +137,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
     }
     print(json.dumps(result))
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "serve.json").write_text(json.dumps(result, indent=2) + "\n")
-    sys.path.insert(0, str(HERE))
-    from report import write_report
-
-    write_report()
+    report.save("serve", result)
 
 
 if __name__ == "__main__":
