@@ -46,5 +46,6 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"training data: {train_dir}")
     print(f"test data:     {test_dir}")
     print(f"metrics:       {result.run_dir / 'metrics.csv'}")
+    print(f"curves:        {result.run_dir / 'curves.png'}")
     print(f"try:           captcha-crnn predict {result.model_path} {test_dir}")
     return 0

@@ -185,6 +185,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"model:       {result.model_path}")
     print(f"checkpoints: {result.best_checkpoint.parent}")
     print(f"metrics:     {result.run_dir / 'metrics.csv'}")
+    print(f"curves:      {result.run_dir / 'curves.png'}")
     return 0
 
 
