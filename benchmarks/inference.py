@@ -23,6 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import report  # noqa: E402  (benchmarks/report.py)
+from common import train_default_model  # noqa: E402
 
 DATA = HERE.parent.parent / "shared" / "data" / "captcha-v2"
 DDDDOCR_VENV = HERE / ".venv-ddddocr"
@@ -83,27 +84,7 @@ def main() -> None:
         tmp = Path(tmp)
         model = args.model
         if model is None:
-            train_dir = tmp / "train"
-            train_dir.mkdir()
-            for item in train_items:
-                (train_dir / item.path.name).symlink_to(item.path)
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "captcha_crnn",
-                    "-q",
-                    "train",
-                    str(train_dir),
-                    "--val-dir",
-                    str(DATA),
-                    "--out",
-                    str(tmp / "run"),
-                    "--no-progress",
-                ],
-                check=True,
-            )
-            model = tmp / "run" / "model.pt"
+            model = train_default_model(train_items, val_items, tmp)
         export(model, tmp / "model.onnx")
         export(model, tmp / "model-int8.onnx", quantize=True)
         images = tmp / "images.json"

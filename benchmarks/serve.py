@@ -26,6 +26,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import report  # noqa: E402  (benchmarks/report.py)
+from common import train_default_model  # noqa: E402
 
 DATA = HERE.parent.parent / "shared" / "data" / "captcha-v2"
 
@@ -37,23 +38,10 @@ def free_port() -> int:
 
 
 def default_model(tmp: Path) -> Path:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "captcha_crnn",
-            "-q",
-            "train",
-            str(DATA),
-            "--out",
-            str(tmp / "run"),
-            "--max-epochs",
-            "1",
-            "--no-progress",
-        ],
-        check=True,
-    )
-    return tmp / "run" / "model.pt"
+    from captcha_crnn.data.labels import collect, split_validation
+
+    train, val = split_validation(collect(DATA), 0.1, seed=42)
+    return train_default_model(train, val, tmp, ["--max-epochs", "1"])
 
 
 async def load(url: str, payloads: list[bytes], total: int, concurrency: int) -> tuple[list[float], int]:
