@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from captcha_crnn import __version__
 from captcha_crnn.data.images import IMAGE_FORMATS
-from captcha_crnn.errors import CorruptImageError, ImageError, ImageTooLargeError, UnsupportedImageError
+from captcha_crnn.errors import ImageError, UnsupportedImageError
 from captcha_crnn.inference.recognizer import Recognizer
 from captcha_crnn.serving.page import PAGE
 
@@ -102,11 +102,8 @@ class ApiError(Exception):
 
 
 def _status_for(exc: ImageError) -> int:
-    if isinstance(exc, UnsupportedImageError):
-        return 415
-    if isinstance(exc, (CorruptImageError, ImageTooLargeError)):
-        return 422
-    return 422
+    """415 when it is not an image we read; 422 when it is one but damaged or over the pixel limit."""
+    return 415 if isinstance(exc, UnsupportedImageError) else 422
 
 
 IMAGE_BODY = {
