@@ -89,7 +89,3 @@ class CRNN(nn.Module):
         x = x.permute(0, 3, 1, 2).reshape(b, w, c * h)  # map to sequence: one frame per column
         x, _ = self.rnn(x)
         return self.head(self.dropout(x))
-
-    @staticmethod
-    def output_length(width: int) -> int:
-        return width // WIDTH_STRIDE

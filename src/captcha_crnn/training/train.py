@@ -7,7 +7,7 @@ import logging
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,6 @@ class TrainOptions:
     resume: bool = False
     force: bool = False
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
