@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from captcha_crnn.cli.main import main
-from captcha_crnn.data.synthetic import generate
+from captcha_crnn.data.synthetic import Style, generate
 
 
 @pytest.fixture(scope="session")
 def captcha_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """48 generated 4-digit captchas with labels.csv."""
     out = tmp_path_factory.mktemp("captchas")
-    generate(out, 48, length=(4, 4), size=(100, 40), seed=1)
+    generate(out, 48, Style(length=(4, 4), width=(100, 100), height=40), seed=1)
     return out
 
 

@@ -164,12 +164,12 @@ def test_generate_is_reproducible(tmp_path):
 
 def test_mixed_image_sizes_train_without_size_flags(tmp_path):
     """Narrow and wide images in one folder: the policy keeps aspect ratios and predicts both sizes."""
-    from captcha_crnn.data.synthetic import generate
+    from captcha_crnn.data.synthetic import Style, generate
 
     root = tmp_path / "mixed"
     rows = ["file,label"]
     for sub, size, length in [("narrow", (120, 40), (4, 4)), ("wide", (400, 80), (6, 8))]:
-        generate(root / sub, 16, length=length, size=size, seed=len(sub))
+        generate(root / sub, 16, Style(length=length, width=(size[0],) * 2, height=size[1]), seed=len(sub))
         for line in (root / sub / "labels.csv").read_text().splitlines()[1:]:
             name, label = line.split(",")
             rows.append(f"{sub}/{name},{label}")

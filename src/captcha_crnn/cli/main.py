@@ -9,9 +9,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from captcha_crnn import __version__
 from captcha_crnn.errors import CaptchaCrnnError
+
+if TYPE_CHECKING:
+    from captcha_crnn.data.synthetic import Style
 
 log = logging.getLogger("captcha_crnn")
 
@@ -429,17 +433,40 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=int, required=True, metavar="N", help="number of images")
     p.add_argument("--charset", default="0123456789", help="characters to draw from (default: digits)")
     p.add_argument("--length", default="4", help="label length, e.g. 4 or 4-6 (default: 4)")
-    p.add_argument("--size", default="160x60", metavar="WxH", help="image size (default: 160x60)")
+    p.add_argument(
+        "--size",
+        default="160x60",
+        metavar="WxH",
+        help="image size; a width range such as 200-550x80 draws each image's width (default: 160x60)",
+    )
+    p.add_argument(
+        "--transparent", action="store_true", help="colour text on a transparent background (RGBA PNGs)"
+    )
+    p.add_argument(
+        "--noise-lines", default="0", metavar="N", help="extra lines per image, e.g. 2-5 (default: 0)"
+    )
     p.add_argument("--seed", type=int, default=0, help="same seed, same images (default: 0)")
     p.set_defaults(func=_cmd_generate)
 
 
-def _cmd_generate(args: argparse.Namespace) -> int:
-    from captcha_crnn.data.synthetic import generate, parse_length, parse_size
+def _style(args: argparse.Namespace) -> Style:
+    from captcha_crnn.data.synthetic import Style, parse_length, parse_range, parse_size
 
-    labels = generate(
-        args.out, args.count, args.charset, parse_length(args.length), parse_size(args.size), args.seed
+    width, height = parse_size(args.size)
+    return Style(
+        charset=args.charset,
+        length=parse_length(args.length),
+        width=width,
+        height=height,
+        transparent=args.transparent,
+        noise_lines=parse_range(args.noise_lines, "--noise-lines"),
     )
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from captcha_crnn.data.synthetic import generate
+
+    labels = generate(args.out, args.count, _style(args), args.seed)
     print(f"wrote {args.count} images and {labels}")
     return 0
 

@@ -2,6 +2,9 @@
 
 `captcha` draws its randomness from the `secrets` module, which cannot be seeded; while generating we
 point the library at a seeded `random.Random` with the same three methods, so a seed gives the same images.
+
+A `Style` says what to draw (charset, label length, image size, transparency, noise lines). `generate()`
+writes a labelled folder; `render()` makes one image in memory, which is what streaming training data uses.
 """
 
 from __future__ import annotations
@@ -11,12 +14,39 @@ import csv
 import random
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from captcha_crnn.errors import CaptchaCrnnError
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 DIGITS = "0123456789"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class Style:
+    """What generated captchas look like. Widths are drawn per image from `width` (low, high)."""
+
+    charset: str = DIGITS
+    length: tuple[int, int] = (4, 4)
+    width: tuple[int, int] = (160, 160)
+    height: int = 60
+    transparent: bool = False  # colour text on a transparent background (RGBA) instead of a light one
+    noise_lines: tuple[int, int] = (0, 0)  # extra straight lines across the text, drawn per image
+
+    def __post_init__(self) -> None:
+        if not self.charset or any(ch.isspace() for ch in self.charset):
+            raise CaptchaCrnnError(f"--charset must be non-empty and without spaces, got {self.charset!r}")
+        if not 1 <= self.length[0] <= self.length[1]:
+            raise CaptchaCrnnError(f"label length must be 1 or more, low <= high, got {self.length}")
+        if not 16 <= self.width[0] <= self.width[1] or self.height < 16:
+            raise CaptchaCrnnError(f"image size must be at least 16x16, got {self.width} x {self.height}")
+        if not 0 <= self.noise_lines[0] <= self.noise_lines[1]:
+            raise CaptchaCrnnError(f"--noise-lines must be 0 or more, low <= high, got {self.noise_lines}")
 
 
 class _SeededSecrets:
@@ -47,63 +77,120 @@ def _seeded_captcha(rng: random.Random) -> Iterator[None]:
         captcha.image.secrets = original
 
 
-def parse_length(text: str) -> tuple[int, int]:
+def _make_writer(width: int, height: int, transparent: bool):  # type: ignore[no-untyped-def]
+    from captcha.image import ImageCaptcha
+    from PIL import Image
+
+    if not transparent:
+        return ImageCaptcha(width=width, height=height)
+
+    class TransparentCaptcha(ImageCaptcha):
+        """ImageCaptcha drawing on a transparent RGBA canvas: the library pastes glyphs with a mask, so
+        only the canvas mode has to change."""
+
+        def create_captcha_image(self, chars, color, background):  # type: ignore[no-untyped-def]
+            import captcha.image as module
+
+            made_by_library = module.createImage
+            module.createImage = lambda mode, size, color=0: Image.new("RGBA", size, (0, 0, 0, 0))
+            try:
+                return super().create_captcha_image(chars, color, background)
+            finally:
+                module.createImage = made_by_library
+
+    return TransparentCaptcha(width=width, height=height)
+
+
+class Renderer:
+    """Draws labelled captchas of one style from one seeded random stream."""
+
+    def __init__(self, style: Style, seed: int) -> None:
+        self.style = style
+        self.rng = random.Random(seed)
+        self._writers: dict[int, object] = {}
+
+    def label(self) -> str:
+        return "".join(
+            self.rng.choice(self.style.charset) for _ in range(self.rng.randint(*self.style.length))
+        )
+
+    def render(self, label: str) -> Image.Image:
+        from PIL import ImageDraw
+
+        style = self.style
+        width = self.rng.randint(*style.width)
+        writer = self._writers.get(width)
+        if writer is None:
+            writer = self._writers[width] = _make_writer(width, style.height, style.transparent)
+        with _seeded_captcha(self.rng):
+            image = writer.generate_image(label)  # type: ignore[attr-defined]
+        lines = self.rng.randint(*style.noise_lines)
+        if lines:
+            draw = ImageDraw.Draw(image)
+            for _ in range(lines):
+                colour = (*(self.rng.randrange(0, 200) for _ in range(3)), 255)
+                points = [(self.rng.randrange(width), self.rng.randrange(style.height)) for _ in range(2)]
+                draw.line(points, fill=colour[: len(image.getbands())], width=self.rng.randint(1, 3))
+        return image
+
+    def sample(self) -> tuple[str, Image.Image]:
+        label = self.label()
+        return label, self.render(label)
+
+
+def parse_range(text: str, what: str) -> tuple[int, int]:
     """'4' -> (4, 4); '4-6' -> (4, 6)."""
     try:
         lo, _, hi = text.partition("-")
         low, high = int(lo), int(hi or lo)
     except ValueError:
-        raise CaptchaCrnnError(f"--length must look like 4 or 4-6, got {text!r}") from None
-    if not 1 <= low <= high:
-        raise CaptchaCrnnError(f"--length must be 1 or more, low <= high, got {text!r}")
+        raise CaptchaCrnnError(f"{what} must look like 4 or 4-6, got {text!r}") from None
+    if not 0 <= low <= high:
+        raise CaptchaCrnnError(f"{what} must be a number or low-high with low <= high, got {text!r}")
     return low, high
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'160x60' -> (160, 60)."""
+def parse_length(text: str) -> tuple[int, int]:
+    low, high = parse_range(text, "--length")
+    if low < 1:
+        raise CaptchaCrnnError(f"--length must be 1 or more, got {text!r}")
+    return low, high
+
+
+def parse_size(text: str) -> tuple[tuple[int, int], int]:
+    """'160x60' -> ((160, 160), 60); '200-550x80' -> ((200, 550), 80): a width range, drawn per image."""
+    w, sep, h = text.lower().partition("x")
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise CaptchaCrnnError(f"--size must look like 160x60, got {text!r}") from None
-    if w < 16 or h < 16:
-        raise CaptchaCrnnError(f"--size must be at least 16x16, got {text!r}")
-    return w, h
+        width, height = parse_range(w, "--size width"), int(h)
+    except (ValueError, CaptchaCrnnError):
+        raise CaptchaCrnnError(f"--size must look like 160x60 or 200-550x80, got {text!r}") from None
+    if not sep or width[0] < 16 or height < 16:
+        raise CaptchaCrnnError(f"--size must be at least 16x16 and look like 160x60, got {text!r}")
+    return width, height
 
 
-def generate(
-    out: Path,
-    count: int,
-    charset: str = DIGITS,
-    length: tuple[int, int] = (4, 4),
-    size: tuple[int, int] = (160, 60),
-    seed: int = 0,
-) -> Path:
+def generate(out: Path, count: int, style: Style | None = None, seed: int = 0) -> Path:
     """Write `count` captchas into `out` plus `labels.csv`, which `train` reads with no extra flags.
 
     Files are named `000042_7041.png` (index, then the label when it is plain ASCII letters and digits),
     so names stay unique even when labels repeat. Returns the labels file's path.
     """
-    from captcha.image import ImageCaptcha
-
+    style = style or Style()
     if count < 1:
         raise CaptchaCrnnError(f"--count must be at least 1, got {count}")
-    if not charset or any(ch.isspace() for ch in charset):
-        raise CaptchaCrnnError(f"--charset must be non-empty and without spaces, got {charset!r}")
     out = Path(out)
     labels_path = out / "labels.csv"
     if labels_path.exists():
         raise CaptchaCrnnError(f"{out}: already holds a generated set (labels.csv); choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    writer_image = ImageCaptcha(width=size[0], height=size[1])
+    renderer = Renderer(style, seed)
     digits = len(str(count - 1))
     rows = []
-    with _seeded_captcha(rng):
-        for i in range(count):
-            label = "".join(rng.choice(charset) for _ in range(rng.randint(*length)))
-            name = f"{i:0{digits}d}_{label}.png" if SAFE_NAME.match(label) else f"{i:0{digits}d}.png"
-            writer_image.generate_image(label).save(out / name)
-            rows.append((name, label))
+    for i in range(count):
+        label, image = renderer.sample()
+        name = f"{i:0{digits}d}_{label}.png" if SAFE_NAME.match(label) else f"{i:0{digits}d}.png"
+        image.save(out / name)
+        rows.append((name, label))
     with labels_path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["file", "label"])
