@@ -27,5 +27,7 @@ PRESETS: dict[str, Preset] = {
     "small": Preset(
         "CPU-fast CRNN: 16-128 conv channels, 2x128 BiGRU", (16, 32, 64, 64, 128, 128), 128, "gru"
     ),
+    # A third of small's FLOPs (48 vs 134 MFLOP at 128x32), for the fastest CPU inference.
+    "nano": Preset("fastest CRNN: 12-64 conv channels, 2x64 BiGRU", (12, 24, 48, 48, 64, 64), 64, "gru"),
 }
 DEFAULT_PRESET = "small"
