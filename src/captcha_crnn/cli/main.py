@@ -95,7 +95,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "gets checkpoints/best.ckpt and last.ckpt, metrics.csv, run.json and "
         "model.pt (the model to predict with).",
     )
-    p.add_argument("data", type=Path, metavar="DATA", help="folder of training images")
+    p.add_argument(
+        "data", type=Path, nargs="?", metavar="DATA", help="folder of training images (or --synthetic N)"
+    )
     p.add_argument("--out", type=Path, metavar="DIR", help="run folder (default: runs/<timestamp>)")
     p.add_argument("--force", action="store_true", help="replace an earlier run in --out")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -140,11 +142,59 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="train on the images as they are (default: random small affine jitter, contrast, noise)",
     )
     g.add_argument("--seed", type=int, default=42, help="seed for the split, initialisation and shuffling")
-    g = p.add_argument_group("hardware")
+    g = p.add_argument_group(
+        "generated data",
+        "Stream captchas drawn by the captcha library, never written to disk. Alone they are the "
+        "training set (validated on a fixed generated set); with DATA they are mixed into each epoch and "
+        "look like DATA unless the style options below say otherwise.",
+    )
+    g.add_argument("--synthetic", type=int, default=0, metavar="N", help="generated captchas per epoch")
+    g.add_argument(
+        "--mix",
+        type=float,
+        default=0.5,
+        metavar="R",
+        help="with DATA: share of generated images in each epoch (default: 0.5)",
+    )
+    g.add_argument("--length", help="generated label length, e.g. 4 or 4-8 (default: 4, or like DATA)")
+    g.add_argument(
+        "--size", metavar="WxH", help="generated size, e.g. 160x60 or 200-550x80 (default: 160x60)"
+    )
+    g.add_argument("--transparent", action="store_true", help="generated: colour text on transparent")
+    g.add_argument("--noise-lines", metavar="N", help="generated: extra lines per image, e.g. 2-5")
+    g = p.add_argument_group("data loading")
+    g.add_argument(
+        "--lazy",
+        action="store_true",
+        default=None,
+        help="decode images in DataLoader workers instead of holding them in memory "
+        "(default: only above 20000 images)",
+    )
+    g.add_argument(
+        "--workers", type=int, metavar="N", help="DataLoader worker processes (default: automatic)"
+    )
+    g = p.add_argument_group(
+        "hardware", "Multi-process runs use Lightning's DDP; see README 'Distributed training'."
+    )
     g.add_argument("--accelerator", default="auto", help="cpu, gpu, mps or auto (default: auto)")
-    g.add_argument("--devices", default="1", help="number of devices (default: 1)")
+    g.add_argument("--devices", default="1", help="devices (processes) per node (default: 1)")
+    g.add_argument("--num-nodes", type=int, default=1, metavar="M", help="machines (default: 1)")
+    g.add_argument(
+        "--strategy", default="auto", help="Lightning strategy (default: ddp for several processes)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.set_defaults(func=_cmd_train)
+
+
+def _train_style(args: argparse.Namespace) -> Style | None:
+    """The generated style when any style option is given; None lets `train` choose (like DATA)."""
+    if not any((args.length, args.size, args.transparent, args.noise_lines)):
+        return None
+    if not args.synthetic:
+        raise CaptchaCrnnError("--length, --size, --transparent and --noise-lines need --synthetic N")
+    defaults = {"length": "4", "size": "160x60", "noise_lines": "0", "charset": "0123456789"}
+    filled = argparse.Namespace(**{**vars(args), **{k: getattr(args, k) or v for k, v in defaults.items()}})
+    return _style(filled)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -174,18 +224,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_time=args.max_time,
         patience=args.patience,
         seed=args.seed,
+        synthetic=args.synthetic,
+        mix=args.mix,
+        synthetic_style=_train_style(args),
+        lazy=args.lazy,
+        workers=args.workers,
         accelerator=args.accelerator,
         devices=int(args.devices) if args.devices.isdigit() else args.devices,
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
         augment=not args.no_augment,
         resume=args.resume,
         force=args.force,
         progress=not args.no_progress,
     )
     result = train(opts)
-    if result.val_metrics:
-        _print_metrics(
-            result.val_metrics, f"validation after {result.epochs} epochs ({result.seconds:.0f} s):"
-        )
+    if not result.val_metrics:  # a distributed run's other processes: rank 0 reports
+        return 0
+    _print_metrics(result.val_metrics, f"validation after {result.epochs} epochs ({result.seconds:.0f} s):")
     print(f"model:       {result.model_path}")
     print(f"checkpoints: {result.best_checkpoint.parent}")
     print(f"metrics:     {result.run_dir / 'metrics.csv'}")

@@ -70,8 +70,14 @@ def ctc_loss(log_probs: Sequence[np.ndarray], targets: Sequence[Sequence[int]]) 
     return float(np.mean(losses)) if losses else 0.0
 
 
-def evaluate(recognizer: Recognizer, items: Sequence[LabelledImage]) -> Evaluation:
-    """Score `recognizer` on labelled images; unreadable files are skipped with a warning."""
+def evaluate(
+    recognizer: Recognizer, items: Sequence[LabelledImage], pixels: Sequence[np.ndarray] | None = None
+) -> Evaluation:
+    """Score `recognizer` on labelled images; unreadable files are skipped with a warning.
+
+    `pixels`, when given, are the items' images already preprocessed (generated validation images that
+    exist only in memory); the items' paths then only name them.
+    """
     tok = recognizer.tokenizer
     for item in items:
         missing = tok.unknown_chars(item.label)
@@ -80,13 +86,15 @@ def evaluate(recognizer: Recognizer, items: Sequence[LabelledImage]) -> Evaluati
                 f"{item.path}: label {item.label!r} has characters the model does not know: {missing!r} "
                 f"(model charset {tok.charset!r})"
             )
-    kept, pixels, bad = [], [], []
-    for item in items:
-        try:
-            pixels.append(recognizer.preprocess(item.path))
-            kept.append(item)
-        except ImageError as exc:
-            bad.append(str(exc))
+    kept, bad = (list(items), []) if pixels is not None else ([], [])
+    if pixels is None:
+        pixels = []
+        for item in items:
+            try:
+                pixels.append(recognizer.preprocess(item.path))
+                kept.append(item)
+            except ImageError as exc:
+                bad.append(str(exc))
     if bad:
         log.warning("skipped %d unreadable file(s), e.g. %s", len(bad), bad[0])
     if not kept:

@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 
 log = logging.getLogger("captcha_crnn")
 
-COLUMNS = ["epoch", "train_loss", "val_loss", "val_cer", "val_seq_acc", "lr", "elapsed_s"]
+COLUMNS = ["epoch", "train_loss", "val_loss", "val_cer", "val_seq_acc", "val_images", "lr", "elapsed_s"]
 
 
 class PatientEarlyStopping(EarlyStopping):
@@ -47,17 +47,41 @@ class MetricsCSV(L.Callback):
         self.redraw_seconds = redraw_seconds
         self.start = time.monotonic()
         self.last_draw = float("-inf")
+        self.rows = 0  # data rows in the file; saved in checkpoints
+
+    def state_dict(self) -> dict[str, int]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """On resume, keep only the rows written before the checkpoint: a run killed between writing
+        a row and its checkpoint repeats that epoch, and the file must have each epoch once."""
+        self.rows = int(state.get("rows", 0))
+        if not self.path.exists():
+            return
+        with self.path.open(newline="") as fh:
+            kept = list(csv.DictReader(fh))[: self.rows]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(kept)
+        tmp.replace(self.path)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking:
+            return
+        # compute() reduces across processes, so every process must call it, not only the one that writes.
+        train_loss = float(pl_module.train_loss.compute()) if pl_module.train_loss.update_count else ""
+        if not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
         row = {
             "epoch": trainer.current_epoch + 1,
-            "train_loss": float(pl_module.train_loss.compute()) if pl_module.train_loss.update_count else "",
+            "train_loss": train_loss,
             "val_loss": float(metrics["val_loss"]),
             "val_cer": float(metrics["val_cer"]),
             "val_seq_acc": float(metrics["val_seq_acc"]),
+            "val_images": int(metrics["val_images"]),
             "lr": trainer.optimizers[0].param_groups[0]["lr"],
             "elapsed_s": round(time.monotonic() - self.start, 2),
         }
@@ -67,6 +91,7 @@ class MetricsCSV(L.Callback):
             if new:
                 writer.writeheader()
             writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+        self.rows += 1
         if time.monotonic() - self.last_draw >= self.redraw_seconds:
             self._draw()
 

@@ -1,50 +1,81 @@
-"""Training data: decode every image once into memory, then batch with width padding.
+"""Training data: labelled folders held in memory or read lazily, and generated captchas streamed.
 
-Captcha sets are small (hundreds to tens of thousands of images), so holding the resized uint8 pixels in
-memory makes each epoch cost only the network's time.
+Captcha sets are usually small (hundreds to tens of thousands of images), so by default every image is
+decoded once and its resized uint8 pixels are held in memory: an epoch then costs only the network's time.
+Larger sets (or `--lazy`) keep only paths and sizes in memory and decode in DataLoader workers, so memory
+stays bounded whatever the folder's size. `--synthetic N` streams N freshly generated captchas per epoch,
+never written to disk, optionally mixed with a real folder.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import math
+import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from PIL import Image
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    IterableDataset,
+    Sampler,
+    get_worker_info,
+)
 
-from captcha_crnn.data.images import InputPolicy, open_image, stack_batch, to_grayscale
+from captcha_crnn.data.images import InputPolicy, load_for_model, open_image, stack_batch, to_grayscale
 from captcha_crnn.data.labels import LabelledImage
+from captcha_crnn.data.synthetic import Renderer, Style
 from captcha_crnn.data.tokenizer import CTCTokenizer
 from captcha_crnn.errors import CaptchaCrnnError, ImageError, LabelError
 
 log = logging.getLogger("captcha_crnn")
 
+LAZY_ABOVE = 20_000  # images; above this a folder is read lazily (decoded in workers), not held in memory
+
 
 @dataclass
-class DecodedImage:
+class ScannedImage:
+    """A labelled image with its size; `gray` holds the decoded pixels unless the set is read lazily."""
+
     item: LabelledImage
-    gray: np.ndarray  # original size, uint8
+    size: tuple[int, int]  # (width, height)
+    gray: np.ndarray | None = None
 
 
-def decode_all(items: Sequence[LabelledImage], what: str) -> list[DecodedImage]:
-    """Decode images, skipping unreadable ones with one warning that counts them."""
-    decoded, bad = [], []
+def scan(items: Sequence[LabelledImage], what: str, lazy: bool) -> list[ScannedImage]:
+    """Decode images (or, lazily, read only their headers), skipping unreadable ones with one warning."""
+    scanned, bad = [], []
     for item in items:
         try:
-            decoded.append(DecodedImage(item, to_grayscale(open_image(item.path))))
+            if lazy:
+                scanned.append(ScannedImage(item, _header_size(item)))
+            else:
+                gray = to_grayscale(open_image(item.path))
+                scanned.append(ScannedImage(item, (gray.shape[1], gray.shape[0]), gray))
         except ImageError as exc:
             bad.append(str(exc))
     if bad:
         log.warning("skipped %d unreadable %s file(s), e.g. %s", len(bad), what, bad[0])
-    if not decoded:
+    if not scanned:
         raise CaptchaCrnnError(f"none of the {len(items)} {what} images could be read")
-    return decoded
+    return scanned
 
 
-def check_labels(images: Sequence[DecodedImage], tokenizer: CTCTokenizer, policy: InputPolicy) -> None:
+def _header_size(item: LabelledImage) -> tuple[int, int]:
+    try:
+        with Image.open(item.path) as img:
+            return img.size
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{item.path}: not a readable image ({exc})") from None
+
+
+def check_labels(images: Sequence[ScannedImage], tokenizer: CTCTokenizer, policy: InputPolicy) -> None:
     """Fail before training on a label the model cannot learn: unknown characters, or more characters
     than the image's output sequence has frames."""
     for img in images:
@@ -55,7 +86,7 @@ def check_labels(images: Sequence[DecodedImage], tokenizer: CTCTokenizer, policy
                 f"{path}: label {label!r} has characters outside the charset {tokenizer.charset!r}: {missing!r}"
                 " (add them to --charset, or leave --charset out to learn it from the labels)"
             )
-        h, w = img.gray.shape
+        w, h = img.size
         width = policy.width_for((w, h))
         frames, needed = policy.frames(width), CTCTokenizer.min_frames(label)
         if frames < needed:
@@ -66,20 +97,113 @@ def check_labels(images: Sequence[DecodedImage], tokenizer: CTCTokenizer, policy
             )
 
 
-class ImageSet(Dataset):
-    """Resized uint8 images with their encoded labels."""
+Sample = tuple[np.ndarray, list[int], int]  # resized pixels, encoded label, index (-1: generated)
 
-    def __init__(self, images: Sequence[DecodedImage], tokenizer: CTCTokenizer, policy: InputPolicy) -> None:
+
+class ImageSet(Dataset):
+    """Labelled images, resized and held in memory, or (lazy) decoded on each access."""
+
+    def __init__(self, images: Sequence[ScannedImage], tokenizer: CTCTokenizer, policy: InputPolicy) -> None:
+        self.policy = policy
         self.paths = [str(img.item.path) for img in images]
         self.labels = [img.item.label for img in images]
-        self.pixels = [policy.resize(img.gray) for img in images]
         self.targets = [tokenizer.encode(label) for label in self.labels]
+        self.pixels = None if images[0].gray is None else [policy.resize(img.gray) for img in images]
+
+    @property
+    def lazy(self) -> bool:
+        return self.pixels is None
 
     def __len__(self) -> int:
-        return len(self.pixels)
+        return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, list[int], int]:
-        return self.pixels[i], self.targets[i], i
+    def __getitem__(self, i: int) -> Sample:
+        if self.pixels is not None:
+            return self.pixels[i], self.targets[i], i
+        # Lazy: a file whose header read but whose pixels do not is skipped for its neighbour, so a batch
+        # keeps its size (an empty or short batch on one process would stall distributed training).
+        for attempt in range(len(self.paths)):
+            j = (i + attempt) % len(self.paths)
+            try:
+                return load_for_model(self.paths[j], self.policy), self.targets[j], j
+            except ImageError as exc:
+                log.warning("skipped while training: %s", exc)
+                if attempt >= 100:
+                    break
+        raise CaptchaCrnnError(f"{self.paths[i]}: this and the next 100 images could not be decoded")
+
+
+def shard_seed(seed: int, epoch: int, rank: int, worker: int) -> int:
+    """One independent, reproducible random stream per (seed, epoch, process, DataLoader worker)."""
+    return int(np.random.SeedSequence([seed, epoch, rank, worker]).generate_state(1)[0])
+
+
+class SyntheticStream(IterableDataset):
+    """`count` generated captchas per epoch, drawn fresh each epoch, plus real images at a ratio.
+
+    Every (seed, epoch, process rank, DataLoader worker) has its own random stream, so a run is
+    reproducible for a given seed, process count and worker count, and no two shards repeat each other.
+    With `real` given, `mix` is the share of generated images: each epoch has `count` generated images
+    and count*(1-mix)/mix real ones, the real ones shuffled and reused as often as needed.
+    """
+
+    def __init__(
+        self,
+        style: Style,
+        count: int,
+        tokenizer: CTCTokenizer,
+        policy: InputPolicy,
+        seed: int,
+        real: ImageSet | None = None,
+        mix: float = 1.0,
+    ) -> None:
+        self.style, self.count, self.tokenizer, self.policy, self.seed = style, count, tokenizer, policy, seed
+        self.real, self.mix = real, mix
+        self.real_count = 0 if real is None else round(count * (1 - mix) / mix)
+        self.epoch, self.rank, self.world_size = 0, 0, 1
+
+    def __len__(self) -> int:  # per process: what Lightning uses for the progress bar and epoch length
+        return math.ceil((self.count + self.real_count) / self.world_size)
+
+    def __iter__(self) -> Iterator[Sample]:
+        info = get_worker_info()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        shard, shards = self.rank * workers + worker, self.world_size * workers
+        rng = random.Random(shard_seed(self.seed, self.epoch, self.rank, worker))
+        renderer = Renderer(self.style, rng.getrandbits(63))
+        n_synthetic = _share(self.count, shard, shards)
+        n_real = _share(self.real_count, shard, shards)
+        kinds = [True] * n_synthetic + [False] * n_real
+        rng.shuffle(kinds)
+        order: list[int] = []
+        for synthetic in kinds:
+            if synthetic:
+                label, image = renderer.sample()
+                pixels = self.policy.resize(to_grayscale(image))
+                yield pixels, self.tokenizer.encode(label), -1
+            else:
+                if not order:
+                    order = list(range(len(self.real)))  # type: ignore[arg-type]
+                    rng.shuffle(order)
+                yield self.real[order.pop()]  # type: ignore[index]
+
+
+def _share(total: int, shard: int, shards: int) -> int:
+    return total // shards + (1 if shard < total % shards else 0)
+
+
+class StridedSampler(Sampler[int]):
+    """Validation across processes: rank r takes items r, r+W, r+2W... Unlike DistributedSampler it
+    repeats no image to even out the ranks, so the reduced metrics count every image exactly once."""
+
+    def __init__(self, size: int, rank: int, world_size: int) -> None:
+        self.indices = list(range(rank, size, world_size))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 class Collate:
@@ -88,7 +212,7 @@ class Collate:
     def __init__(self, policy: InputPolicy) -> None:
         self.policy = policy
 
-    def __call__(self, batch: Sequence[tuple[np.ndarray, list[int], int]]) -> dict[str, torch.Tensor]:
+    def __call__(self, batch: Sequence[Sample]) -> dict[str, torch.Tensor]:
         pixels, targets, index = zip(*batch)
         images, input_lengths = stack_batch(pixels, self.policy)
         return {
@@ -101,24 +225,54 @@ class Collate:
 
 
 class CaptchaDataModule(L.LightningDataModule):
+    """Data loaders for one process of a (possibly distributed) run.
+
+    It does its own distributed sampling (the trainer runs with use_distributed_sampler=False): training
+    shuffles with a DistributedSampler, or shards the synthetic stream by rank; validation is split by
+    StridedSampler so each image is counted once.
+    """
+
     def __init__(
-        self, train: ImageSet, val: ImageSet, policy: InputPolicy, batch_size: int, seed: int
+        self,
+        train: ImageSet | SyntheticStream,
+        val: ImageSet,
+        policy: InputPolicy,
+        batch_size: int,
+        seed: int,
+        workers: int = 0,
     ) -> None:
         super().__init__()
         self.train_set, self.val_set = train, val
-        self.batch_size, self.seed = batch_size, seed
+        self.batch_size, self.seed, self.workers = batch_size, seed, workers
         self.collate = Collate(policy)
 
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _loader_options(self, workers: int) -> dict:
+        options: dict = {"collate_fn": self.collate, "num_workers": workers}
+        if workers:
+            options.update(persistent_workers=False, prefetch_factor=4)
+        return options
+
     def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
+        rank, world_size = self._world()
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        if isinstance(self.train_set, SyntheticStream):
+            # Called again each epoch (reload_dataloaders_every_n_epochs=1), so the stream knows its epoch.
+            self.train_set.epoch, self.train_set.rank, self.train_set.world_size = epoch, rank, world_size
+            return DataLoader(self.train_set, self.batch_size, **self._loader_options(self.workers))
+        sampler = DistributedSampler(self.train_set, world_size, rank, shuffle=True, seed=self.seed)
+        sampler.set_epoch(epoch)
         return DataLoader(
-            self.train_set,
-            self.batch_size,
-            shuffle=True,
-            collate_fn=self.collate,
-            generator=generator,
-            drop_last=False,
+            self.train_set, self.batch_size, sampler=sampler, **self._loader_options(self.workers)
         )
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, max(self.batch_size, 64), shuffle=False, collate_fn=self.collate)
+        rank, world_size = self._world()
+        sampler = StridedSampler(len(self.val_set), rank, world_size)
+        workers = self.workers if self.val_set.lazy else 0
+        return DataLoader(
+            self.val_set, max(self.batch_size, 64), sampler=sampler, **self._loader_options(workers)
+        )

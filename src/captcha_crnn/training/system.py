@@ -7,7 +7,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.text import CharErrorRate
 
 from captcha_crnn.data.tokenizer import CTCTokenizer
@@ -36,6 +36,7 @@ class CRNNSystem(L.LightningModule):
         self.val_cer = CharErrorRate()
         self.val_seq_acc = MeanMetric()
         self.val_loss = MeanMetric()
+        self.val_images = SumMetric()  # reduced across processes like the rest: every image counted once
         self.train_loss = MeanMetric()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -59,6 +60,14 @@ class CRNNSystem(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.train_loss.reset()
 
+    def on_validation_epoch_start(self) -> None:
+        # DDP copies rank 0's BatchNorm statistics into every process at each training forward, but the
+        # last step then updates each copy with its own batch. Validate every shard with rank 0's, the
+        # statistics its checkpoint keeps, so the reduced metrics describe the saved model exactly.
+        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            for buffer in self.model.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss, log_probs = self._loss(batch)
         decoded = self.tokenizer.decode_batch(
@@ -71,9 +80,11 @@ class CRNNSystem(L.LightningModule):
         self.val_cer.update(preds, truths)
         correct = [float(p == t) for p, t in zip(preds, truths)]
         self.val_seq_acc.update(torch.tensor(correct, device=self.device))
+        self.val_images.update(torch.tensor(float(n), device=self.device))
         self.log("val_loss", self.val_loss, prog_bar=True, on_epoch=True, batch_size=n)
         self.log("val_cer", self.val_cer, prog_bar=True, on_epoch=True, batch_size=n)
         self.log("val_seq_acc", self.val_seq_acc, prog_bar=True, on_epoch=True, batch_size=n)
+        self.log("val_images", self.val_images, on_epoch=True, batch_size=n)
 
     def _labels(self, batch: dict[str, torch.Tensor]) -> list[str]:
         targets = batch["targets"].tolist()

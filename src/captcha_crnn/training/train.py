@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import statistics
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from captcha_crnn import __version__
 from captcha_crnn.data.images import DEFAULT_HEIGHT, InputPolicy, choose_policy
-from captcha_crnn.data.labels import collect, split_validation
+from captcha_crnn.data.labels import LabelledImage, collect, split_validation
+from captcha_crnn.data.synthetic import DIGITS, Renderer, Style
 from captcha_crnn.data.tokenizer import CTCTokenizer
 from captcha_crnn.errors import CaptchaCrnnError
 from captcha_crnn.model.crnn import DEFAULT_PRESET, PRESETS, WIDTH_STRIDE, config_from_preset
@@ -22,11 +25,12 @@ from captcha_crnn.model.crnn import DEFAULT_PRESET, PRESETS, WIDTH_STRIDE, confi
 log = logging.getLogger("captcha_crnn")
 
 RUN_FILES = ("run.json", "metrics.csv", "curves.png", "model.pt", "checkpoints")
+RUN_DIR_ENV = "CAPTCHA_CRNN_RUN_DIR"  # rank 0's run folder, inherited by the processes Lightning starts
 
 
 @dataclass
 class TrainOptions:
-    data: Path
+    data: Path | None  # None: generated data only (`synthetic` > 0)
     out: Path | None = None
     val_split: float = 0.1
     val_dir: Path | None = None
@@ -50,8 +54,15 @@ class TrainOptions:
     plateau_patience: int = 5
     min_steps: int = 1000  # CTC first learns to emit only blanks; give it time to leave that plateau
     seed: int = 42
+    synthetic: int = 0  # generated captchas streamed per epoch (0: none)
+    mix: float = 0.5  # with `data`: the share of generated images in each epoch
+    synthetic_style: Style | None = None  # None: the default style, or one matching `data`
+    lazy: bool | None = None  # None: lazy above LAZY_ABOVE images
+    workers: int | None = None  # DataLoader workers; None: 0 in memory, up to 4 for lazy or generated data
     accelerator: str = "auto"
     devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
     resume: bool = False
     force: bool = False
     progress: bool = True
@@ -71,13 +82,36 @@ def default_run_dir() -> Path:
     return Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def _prepare_run_dir(opts: TrainOptions) -> Path:
+def launch_rank(devices_per_node: int) -> int:
+    """This process's global rank as its launcher set it: torchrun (RANK), SLURM (SLURM_PROCID with more
+    than one task), or the processes Lightning starts itself (NODE_RANK, LOCAL_RANK); 0 otherwise."""
+    env = os.environ
+    if "RANK" in env:
+        return int(env["RANK"])
+    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
+        return int(env["SLURM_PROCID"])
+    if "LOCAL_RANK" in env:
+        return int(env.get("NODE_RANK", "0")) * devices_per_node + int(env["LOCAL_RANK"])
+    return 0
+
+
+def _prepare_run_dir(opts: TrainOptions, rank: int) -> Path:
+    if rank != 0:  # only rank 0 checks and clears the folder; the others share its path
+        inherited = os.environ.get(RUN_DIR_ENV)
+        if opts.out is None and inherited is None:
+            raise CaptchaCrnnError("distributed training started by torchrun or SLURM needs --out")
+        return Path(opts.out or inherited)  # type: ignore[arg-type]
     run = Path(opts.out) if opts.out else default_run_dir()
+    os.environ[RUN_DIR_ENV] = str(run)
     if opts.resume:
-        if not (run / "checkpoints" / "last.ckpt").is_file():
+        last = run / "checkpoints" / "last.ckpt"
+        if not last.is_file():
             raise CaptchaCrnnError(
                 f"{run}: nothing to resume (no checkpoints/last.ckpt); pass the run's --out"
             )
+        from captcha_crnn.model.io import load_model
+
+        load_model(last)  # refuses a damaged or tampered file with a one-line error before Lightning reads it
         return run
     existing = [name for name in RUN_FILES if (run / name).exists()]
     if existing:
@@ -100,6 +134,7 @@ def _quiet_lightning() -> None:
         ".*does not have many workers.*",
         ".*smaller than the logging interval.*",
         ".*Checkpoint directory .* exists and is not empty.*",
+        ".*IterableDataset. has .__len__. defined.*",  # SyntheticStream shards by worker itself
         ".*LeafSpec.*is deprecated.*",  # lightning internals on newer torch; nothing the user can act on
     ):
         warnings.filterwarnings("ignore", message=pattern)
@@ -114,64 +149,71 @@ def train(opts: TrainOptions) -> TrainResult:
     from captcha_crnn.inference.recognizer import Recognizer
     from captcha_crnn.model.io import load_model, save_model
     from captcha_crnn.training.callbacks import MetricsCSV, PatientEarlyStopping
-    from captcha_crnn.training.datamodule import CaptchaDataModule, ImageSet, check_labels, decode_all
+    from captcha_crnn.training.checkpoints import AtomicCheckpointIO
+    from captcha_crnn.training.datamodule import CaptchaDataModule, ImageSet, SyntheticStream, check_labels
     from captcha_crnn.training.system import CRNNSystem
 
     _quiet_lightning()
     if opts.preset not in PRESETS:
         raise CaptchaCrnnError(f"unknown --preset {opts.preset!r}; choose from {', '.join(PRESETS)}")
-    run = _prepare_run_dir(opts)
+    if opts.data is None and opts.synthetic <= 0:
+        raise CaptchaCrnnError("give a DATA folder, or --synthetic N to train on generated captchas")
+    if opts.synthetic and not 0 < opts.mix <= 1:
+        raise CaptchaCrnnError(f"--mix must be in (0, 1], the share of generated images; got {opts.mix}")
+    devices = int(opts.devices) if str(opts.devices).isdigit() else 1
+    rank = launch_rank(devices)
+    if rank != 0:  # one voice: rank 0 logs for the run
+        log.setLevel(logging.WARNING)
+    run = _prepare_run_dir(opts, rank)
     saved = json.loads((run / "run.json").read_text()) if opts.resume else None
+    data = _load_data(opts, saved)
+    charset, policy, model_config, tokenizer = data.charset, data.policy, data.model_config, data.tokenizer
+    style = data.style
+    if style is not None:
+        _check_style(style, tokenizer, policy)
+    check_labels(data.train_images + data.val_images, tokenizer, policy)
 
-    # Data: labelled items, split, decoded once.
-    items = collect(Path(opts.data), opts.labels, opts.label_pattern, opts.recursive)
-    if opts.val_dir:
-        train_items = items
-        val_items = collect(Path(opts.val_dir), opts.val_labels, opts.label_pattern, opts.recursive)
+    train_set = ImageSet(data.train_images, tokenizer, policy) if data.train_images else None
+    if style is not None:
+        train_data = SyntheticStream(
+            style, opts.synthetic, tokenizer, policy, opts.seed, train_set, opts.mix if train_set else 1.0
+        )
     else:
-        train_items, val_items = split_validation(items, opts.val_split, opts.seed)
-    train_images = decode_all(train_items, "training")
-    val_images = decode_all(val_items, "validation")
+        train_data = train_set
+    val_set = ImageSet(data.val_images, tokenizer, policy)
+    lazy = val_set.lazy or (train_set is not None and train_set.lazy)
+    workers = (
+        opts.workers if opts.workers is not None else (min(4, os.cpu_count() or 1) if lazy or style else 0)
+    )
 
-    # Charset, input policy and architecture: from the data, or from the run being resumed.
-    if saved:
-        charset, policy = saved["charset"], InputPolicy.from_dict(saved["input_policy"])
-        model_config = saved["model_config"]
-    else:
-        charset = opts.charset or CTCTokenizer.from_labels(i.item.label for i in train_images).charset
-        policy = _policy(opts, [img.gray.shape[::-1] for img in train_images])
-        model_config = config_from_preset(opts.preset, len(charset) + 1, policy.height, opts.rnn).to_dict()
-    tokenizer = CTCTokenizer(charset)
-    check_labels(train_images + val_images, tokenizer, policy)
-
-    if not saved:
+    if rank == 0 and not saved:
         record = {
             "version": __version__,
             "charset": charset,
             "input_policy": policy.to_dict(),
             "model_config": model_config,
-            "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
-            "train_count": len(train_images),
-            "val_count": len(val_images),
+            "options": {k: _jsonable(v) for k, v in asdict(opts).items()},
+            "train_count": len(train_data),  # type: ignore[arg-type]
+            "val_count": len(val_set),
         }
         (run / "run.json").write_text(json.dumps(record, indent=2))
-    log.info(
-        "training on %d images, validating on %d; charset %r; input %s; run folder %s",
-        len(train_images),
-        len(val_images),
-        charset,
-        _describe_policy(policy),
-        run,
-    )
+    if rank == 0:
+        what = f"{len(data.train_images)} images" if data.train_images else ""
+        if style is not None:
+            generated = f"{opts.synthetic} generated captchas per epoch"
+            what = f"{what} mixed with {generated} ({opts.mix:.0%})" if what else generated
+        log.info(
+            "training on %s, validating on %d%s; charset %r; input %s; run folder %s",
+            what,
+            len(val_set),
+            " (read lazily)" if lazy else "",
+            charset,
+            _describe_policy(policy),
+            run,
+        )
 
     L.seed_everything(opts.seed, workers=True, verbose=False)
-    data = CaptchaDataModule(
-        ImageSet(train_images, tokenizer, policy),
-        ImageSet(val_images, tokenizer, policy),
-        policy,
-        opts.batch_size,
-        opts.seed,
-    )
+    datamodule = CaptchaDataModule(train_data, val_set, policy, opts.batch_size, opts.seed, workers)  # type: ignore[arg-type]
     system = CRNNSystem(
         model_config,
         charset,
@@ -187,16 +229,31 @@ def train(opts: TrainOptions) -> TrainResult:
         filename="best",
         monitor="val_cer",
         mode="min",
-        save_last=True,
+        save_on_train_epoch_end=False,  # both checkpoints right after validation, beside the metrics row
         enable_version_counter=False,
     )
+    # last.ckpt after every validation. Not save_last=True: Lightning then refreshes "last" only in
+    # epochs that improve the best, and a resumed run would repeat every epoch since.
+    last = ModelCheckpoint(
+        dirpath=run / "checkpoints",
+        filename="last",
+        save_on_train_epoch_end=False,
+        enable_version_counter=False,
+    )
+    distributed = devices * opts.num_nodes > 1 or os.environ.get("WORLD_SIZE", "1") != "1"
     trainer = L.Trainer(
         max_epochs=opts.max_epochs,
         max_time=timedelta(minutes=opts.max_time) if opts.max_time else None,
         accelerator=opts.accelerator,
         devices=opts.devices,
+        num_nodes=opts.num_nodes,
+        strategy="ddp" if distributed and opts.strategy == "auto" else opts.strategy,
+        use_distributed_sampler=False,  # the data module shards by rank itself (see datamodule.py)
+        reload_dataloaders_every_n_epochs=1 if style is not None else 0,  # the stream learns its epoch
+        plugins=[AtomicCheckpointIO()],
         callbacks=[
             checkpoint,
+            last,
             PatientEarlyStopping(
                 monitor="val_cer", mode="min", patience=opts.patience, min_steps=opts.min_steps
             ),
@@ -210,7 +267,10 @@ def train(opts: TrainOptions) -> TrainResult:
     )
     started = time.monotonic()
     trainer.fit(
-        system, datamodule=data, ckpt_path=str(run / "checkpoints" / "last.ckpt") if opts.resume else None
+        system,
+        datamodule=datamodule,
+        ckpt_path=str(run / "checkpoints" / "last.ckpt") if opts.resume else None,
+        weights_only=True,  # a checkpoint never runs pickled code, even a tampered one
     )
     seconds = time.monotonic() - started
     if not trainer.is_global_zero:
@@ -225,8 +285,121 @@ def train(opts: TrainOptions) -> TrainResult:
     save_model(model_path, bundle.model, charset, policy, meta)
     torch.set_grad_enabled(True)
     recognizer = Recognizer(bundle.model, charset, policy, meta)
-    metrics = evaluate(recognizer, [img.item for img in val_images]).to_dict()
+    val_items = [img.item for img in data.val_images]
+    pixels = val_set.pixels if data.val_generated else None
+    metrics = evaluate(recognizer, val_items, pixels).to_dict()
     return TrainResult(run, model_path, best, trainer.current_epoch, seconds, metrics)
+
+
+@dataclass
+class _Data:
+    train_images: list  # ScannedImage; empty when training on generated data only
+    val_images: list
+    val_generated: bool
+    style: Style | None
+    charset: str
+    policy: InputPolicy
+    model_config: dict[str, Any]
+    tokenizer: CTCTokenizer
+
+
+def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
+    """Labelled images (scanned), the generated style, and the charset, input policy and architecture:
+    from the data, or from the run being resumed."""
+    from captcha_crnn.training.datamodule import LAZY_ABOVE, ScannedImage, scan
+
+    train_images: list[ScannedImage] = []
+    val_images: list[ScannedImage] = []
+    if opts.data is not None:
+        items = collect(Path(opts.data), opts.labels, opts.label_pattern, opts.recursive)
+        if opts.val_dir:
+            train_items = items
+            val_items = collect(Path(opts.val_dir), opts.val_labels, opts.label_pattern, opts.recursive)
+        else:
+            train_items, val_items = split_validation(items, opts.val_split, opts.seed)
+        lazy = opts.lazy if opts.lazy is not None else len(items) > LAZY_ABOVE
+        train_images = scan(train_items, "training", lazy)
+        val_images = scan(val_items, "validation", lazy)
+
+    style = None
+    if opts.synthetic:
+        style = opts.synthetic_style or (
+            _style_like(train_images, opts.charset) if train_images else Style(charset=opts.charset or DIGITS)
+        )
+        if opts.synthetic_style and train_images and not opts.charset:  # draw DATA's characters
+            style = replace(style, charset=_style_like(train_images, None).charset)
+    if saved:
+        charset, policy = saved["charset"], InputPolicy.from_dict(saved["input_policy"])
+        model_config = saved["model_config"]
+    else:
+        if opts.charset:
+            charset = opts.charset
+        else:
+            labels = [img.item.label for img in train_images] + ([style.charset] if style else [])
+            charset = CTCTokenizer.from_labels(labels).charset
+        sizes = [img.size for img in train_images]
+        if style is not None and not train_images:
+            sizes = [(style.width[0], style.height), (style.width[1], style.height)]
+        policy = _policy(opts, sizes)
+        model_config = config_from_preset(opts.preset, len(charset) + 1, policy.height, opts.rnn).to_dict()
+    val_generated = False
+    if opts.data is None and style is not None:  # a fixed generated validation set, held in memory
+        val_images = _generated_validation(style, opts.seed, max(200, min(2000, opts.synthetic // 10)))
+        val_generated = True
+    return _Data(
+        train_images, val_images, val_generated, style, charset, policy, model_config, CTCTokenizer(charset)
+    )
+
+
+def _style_like(images: list, charset: str | None) -> Style:
+    """A generated style matching a real folder: its charset, label lengths and image sizes."""
+    labels = [img.item.label for img in images]
+    widths = [img.size[0] for img in images]
+    return Style(
+        charset=charset or CTCTokenizer.from_labels(labels).charset,
+        length=(min(map(len, labels)), max(map(len, labels))),
+        width=(max(16, min(widths)), max(16, max(widths))),
+        height=max(16, round(statistics.median(img.size[1] for img in images))),
+    )
+
+
+def _generated_validation(style: Style, seed: int, count: int) -> list:
+    from captcha_crnn.data.images import to_grayscale
+    from captcha_crnn.training.datamodule import ScannedImage
+
+    renderer = Renderer(style, seed + 1_000_003)  # a stream no training shard uses
+    images = []
+    for i in range(count):
+        label, image = renderer.sample()
+        gray = to_grayscale(image)
+        item = LabelledImage(Path(f"generated-{i:05d}"), label)
+        images.append(ScannedImage(item, (gray.shape[1], gray.shape[0]), gray))
+    return images
+
+
+def _check_style(style: Style, tokenizer: CTCTokenizer, policy: InputPolicy) -> None:
+    from captcha_crnn.errors import LabelError
+
+    missing = tokenizer.unknown_chars(style.charset)
+    if missing:
+        raise LabelError(
+            f"generated captchas use characters outside the charset {tokenizer.charset!r}: {missing!r}"
+        )
+    frames = policy.frames(policy.width_for((style.width[0], style.height)))
+    needed = 2 * style.length[1] - 1  # the worst case: every character repeated, each pair split by a blank
+    if frames < needed:
+        raise LabelError(
+            f"generated {style.length[1]}-character captchas {style.width[0]}x{style.height} give only {frames} "
+            f"output frames of the {needed} needed; train with --min-width {needed * policy.width_stride}"
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Style):
+        return asdict(value)
+    return value
 
 
 def _policy(opts: TrainOptions, sizes: list[tuple[int, int]]) -> InputPolicy:
