@@ -291,3 +291,11 @@ def test_resume_refuses_a_tampered_last_checkpoint(tmp_path, captcha_dir, capsys
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "last.ckpt" in err and "\n" not in err
     assert not marker.exists()
+
+
+def test_max_time_mid_epoch_still_leaves_a_validated_model(tmp_path, captcha_dir):
+    run = tmp_path / "run"
+    args = ["-q", "train", str(captcha_dir), "--out", str(run), "--max-time", "0.0001", "--batch-size", "4"]
+    assert main([*args, "--no-progress"]) == 0
+    assert len(rows(run)) == 1  # Lightning validates the interrupted epoch
+    assert Recognizer.load(run / "model.pt").charset == "0123456789"

@@ -27,3 +27,15 @@ class LabelError(CaptchaCrnnError):
 
 class ModelFileError(CaptchaCrnnError):
     """A file given as MODEL that is not a captcha-crnn model."""
+
+
+def one_line(text: object, limit: int | None = None) -> str:
+    """`text` safe to put in a one-line message: line breaks, control and other invisible characters
+    (and the lone surrogates that undecodable file names hold) are written as escapes such as \\n or
+    \\x00; with `limit`, text longer than that is cut and ends in "..."."""
+    text = str(text)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    if limit is not None and len(text) > limit:
+        text = text[: max(limit - 3, 0)] + "..."
+    return text

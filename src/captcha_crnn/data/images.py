@@ -7,8 +7,14 @@ transparent-background captchas are common and black would hide dark text.
 
 from __future__ import annotations
 
+import functools
 import io
+import logging
 import math
+import os
+import re
+import stat
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,18 +23,39 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from captcha_crnn.errors import CorruptImageError, ImageError, ImageTooLargeError, UnsupportedImageError
+from captcha_crnn.errors import (
+    CorruptImageError,
+    ImageError,
+    ImageTooLargeError,
+    UnsupportedImageError,
+    one_line,
+)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")  # Pillow's names for the formats above
 
 ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
+# The largest image decoded when the caller sets no limit: far above any captcha, far below the ~90
+# megapixels where Pillow only warns. The header is checked first, so a file that claims more is refused
+# before any pixel is decoded. The server's --max-pixels has the same default.
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+# Formats never opened: Pillow decodes EPS by running Ghostscript on the file, not for untrusted input.
+UNSAFE_FORMATS = frozenset({"EPS"})
+
+# Modes that to_grayscale converts directly; others are converted in open_image, where the file is known.
+_PLAIN_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"})
+
+# Pillow logs some problems of damaged files (e.g. a TIFF's samples per pixel) besides raising: without a
+# handler they would reach stderr through logging's last resort, beside the one-line error.
+logging.getLogger("PIL").addHandler(logging.NullHandler())
+
 
 def describe(source: Any) -> str:
-    """A short name for error messages."""
+    """A short one-line name for error messages."""
     if isinstance(source, (str, Path)):
-        return str(source)
+        return one_line(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"<{len(source)} bytes>"
     if isinstance(source, np.ndarray):
@@ -44,46 +71,116 @@ def open_image(
 ) -> Image.Image:
     """Open and fully decode an image from a path, encoded bytes, a PIL image or a numpy array.
 
-    `max_pixels` refuses larger images before decoding them (the header is read first), `formats`
-    limits which encoded formats are accepted (Pillow names, e.g. IMAGE_FORMATS).
+    `max_pixels` (default DEFAULT_MAX_PIXELS) refuses larger images before decoding them: the header is
+    read first. `formats` limits which encoded formats are accepted (Pillow names, e.g. IMAGE_FORMATS);
+    by default every format Pillow reads except UNSAFE_FORMATS. Whatever the input, the result is a
+    loaded image in a mode that `to_grayscale` converts, or an ImageError whose one-line message starts
+    with the file's name: missing, not a regular file, empty, unrecognised (UnsupportedImageError),
+    damaged (CorruptImageError) or over the pixel limit (ImageTooLargeError).
     """
-    name = name or describe(source)
+    name = one_line(name) if name is not None else describe(source)
     if isinstance(source, Image.Image):
         return source
     if isinstance(source, np.ndarray):
         return _from_array(source, name)
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise UnsupportedImageError(f"{name}: empty data, not an image")
-        stream: Any = io.BytesIO(bytes(source))
-    elif isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.exists():
-            raise ImageError(f"{name}: no such file")
-        if path.is_dir():
-            raise ImageError(f"{name}: is a folder, not an image")
-        if path.stat().st_size == 0:
-            raise UnsupportedImageError(f"{name}: empty file, not an image")
-        stream = path
-    else:
+        return _decode(io.BytesIO(bytes(source)), name, limit, formats)
+    if not isinstance(source, (str, Path)):
         raise ImageError(f"{name}: cannot read an image from a {type(source).__name__}")
     try:
-        with Image.open(stream, formats=formats) as img:
-            if max_pixels is not None and img.width * img.height > max_pixels:
-                raise ImageTooLargeError(
-                    f"{name}: refused, {img.width}x{img.height} is more than {max_pixels} pixels"
-                )
-            img.load()
-            return img.copy() if img.mode != "P" else img.convert("RGBA")
+        info = os.stat(source)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageError(f"{name}: no such file") from None
+    except (OSError, ValueError) as exc:  # name too long, embedded NUL byte, permission denied
+        raise ImageError(f"{name}: cannot read ({_reason(exc)})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageError(f"{name}: is a folder, not an image")
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+        raise ImageError(f"{name}: not a regular file, not an image")
+    if info.st_size == 0:
+        raise UnsupportedImageError(f"{name}: empty file, not an image")
+    try:
+        fh = open(source, "rb")  # noqa: SIM115 -- closed below, after the image is decoded
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot read ({_reason(exc)})") from None
+    with fh:
+        return _decode(fh, name, limit, formats)
+
+
+def _decode(stream: Any, name: str, max_pixels: int, formats: tuple[str, ...] | None) -> Image.Image:
+    allowed = _default_formats() if formats is None else formats
+    try:
+        # Pillow's warnings (its own, looser bomb limit, damaged TIFF tags) would print beside the error;
+        # the pixel check below decides instead. (The filter is process-wide while it lasts: the server
+        # decodes in one thread at a time.)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(stream, formats=list(allowed)) as img:
+                _check_size(img, name, max_pixels)  # from the header, before decoding
+                img.load()
+                _check_size(img, name, max_pixels)  # a few formats learn the size while decoding
+                return _plain_mode(img, name)
+    except ImageError:
+        raise
     except UnidentifiedImageError:
         what = "not an image file (unrecognised format)"
         if formats is not None:
             what = f"not an image in a supported format ({', '.join(f.lower() for f in formats)})"
         raise UnsupportedImageError(f"{name}: {what}") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: refused, too many pixels ({exc})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise CorruptImageError(f"{name}: corrupt or truncated image ({exc})") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, checked before ours
+        limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
+        claimed = re.search(r"(\d+) pixels", str(exc))
+        size = f"{claimed.group(1)} pixels" if claimed else "the image"
+        raise ImageTooLargeError(
+            f"{name}: refused, {size} is more than the limit of {limit} pixels"
+        ) from None
+    except MemoryError:
+        raise ImageTooLargeError(f"{name}: refused, not enough memory to decode it") from None
+    except Exception as exc:  # damaged data makes Pillow's decoders raise many types (OSError, SyntaxError,
+        # ValueError, struct.error, EOFError, OverflowError, IndexError, ...): all mean the same to the user
+        raise CorruptImageError(f"{name}: corrupt or truncated image ({_reason(exc)})") from None
+
+
+@functools.cache
+def _default_formats() -> tuple[str, ...]:
+    """Every format Pillow reads, less UNSAFE_FORMATS (loading all of Pillow's plugins once)."""
+    Image.init()
+    return tuple(f for f in Image.ID if f not in UNSAFE_FORMATS)
+
+
+def _check_size(img: Image.Image, name: str, max_pixels: int) -> None:
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise CorruptImageError(f"{name}: corrupt image, it claims a size of {width}x{height} pixels")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{name}: refused, {width}x{height} is more than the limit of {max_pixels} pixels"
+        )
+
+
+def _plain_mode(img: Image.Image, name: str) -> Image.Image:
+    """A decoded copy in a mode to_grayscale handles (palette images become RGBA)."""
+    mode = img.mode
+    if mode == "P" or mode == "PA":
+        return img.convert("RGBA")
+    if mode in _PLAIN_MODES or mode.startswith("I;16"):
+        return img.copy()
+    if mode == "LAB":
+        return img.getchannel("L")  # the lightness channel is the grayscale image
+    try:
+        return img.convert("RGBA" if "A" in mode else "RGB")
+    except ValueError:
+        raise UnsupportedImageError(f"{name}: pixel mode {mode} is not supported") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as a short phrase for the end of a one-line message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return one_line(exc.strerror.lower(), 200)
+    return one_line(str(exc) or type(exc).__name__, 200)
 
 
 def _from_array(arr: np.ndarray, name: str) -> Image.Image:
@@ -91,17 +188,28 @@ def _from_array(arr: np.ndarray, name: str) -> Image.Image:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or 0 in arr.shape:
         raise ImageError(f"{name}: expected an HxW, HxWx3 or HxWx4 array")
+    if arr.dtype.kind not in "biuf":
+        raise ImageError(f"{name}: expected an array of numbers, not {arr.dtype}")
     if arr.dtype == np.uint16:
-        arr = _to_uint8(arr.astype(np.float64), full_scale=65535.0)
+        arr = _to_uint8(arr, full_scale=65535.0)
     elif arr.dtype != np.uint8:
-        arr = _to_uint8(arr.astype(np.float64))
+        arr = _to_uint8(arr)
     mode = "L" if arr.ndim == 2 else ("RGB" if arr.shape[2] == 3 else "RGBA")
     return Image.fromarray(np.ascontiguousarray(arr), mode=mode)
 
 
 def _to_uint8(values: np.ndarray, full_scale: float | None = None) -> np.ndarray:
     """Scale to 0..255: by `full_scale` when the bit depth is known (16-bit: 65535), else guess from the
-    values (floats in [0, 1], 8-bit range, 16-bit range, or wider integers by their maximum)."""
+    values (floats in [0, 1], 8-bit range, 16-bit range, or wider integers by their maximum). NaN and
+    infinite values (a float image can hold them) count as 0."""
+    with np.errstate(all="ignore"):  # signalling NaNs and huge values of a damaged float image
+        values = np.asarray(values, dtype=np.float64)
+        if not np.isfinite(values).all():
+            values = np.where(np.isfinite(values), values, 0.0)
+        return _scale_to_uint8(values, full_scale)
+
+
+def _scale_to_uint8(values: np.ndarray, full_scale: float | None) -> np.ndarray:
     top = float(values.max()) if values.size else 0.0
     if full_scale is not None:
         scale = 255.0 / full_scale
@@ -121,9 +229,9 @@ def to_grayscale(img: Image.Image) -> np.ndarray:
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode.startswith("I;16"):
-        return _to_uint8(np.asarray(img, dtype=np.float64), full_scale=65535.0)
+        return _to_uint8(np.asarray(img), full_scale=65535.0)
     if img.mode in ("I", "F"):
-        return _to_uint8(np.asarray(img, dtype=np.float64))
+        return _to_uint8(np.asarray(img))
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
         img = img.convert("RGBA")
         white = Image.new("RGBA", img.size, (255, 255, 255, 255))

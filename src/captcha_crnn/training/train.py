@@ -273,12 +273,16 @@ def train(opts: TrainOptions) -> TrainResult:
         weights_only=True,  # a checkpoint never runs pickled code, even a tampered one
     )
     seconds = time.monotonic() - started
+    last_path = run / "checkpoints" / "last.ckpt"
+    if not checkpoint.best_model_path and not last_path.exists():  # --max-time ended it before validating
+        log.warning("stopped before the first validation: model.pt holds the weights as they are")
+        trainer.save_checkpoint(last_path)  # every process takes part; rank 0 writes
     if not trainer.is_global_zero:
         return TrainResult(
             run, run / "model.pt", Path(checkpoint.best_model_path), trainer.current_epoch, seconds, {}
         )
 
-    best = Path(checkpoint.best_model_path or run / "checkpoints" / "last.ckpt")
+    best = Path(checkpoint.best_model_path or last_path)
     bundle = load_model(best)
     model_path = run / "model.pt"
     meta = {"version": __version__, "trained_epochs": trainer.current_epoch, "best_checkpoint": best.name}
