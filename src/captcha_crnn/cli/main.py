@@ -120,6 +120,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()) + f" (default: {DEFAULT_PRESET})",
     )
     g.add_argument("--rnn", choices=["lstm", "gru"], help="recurrent layer (default: the preset's)")
+    g.add_argument(
+        "--init",
+        metavar="MODEL|none",
+        help="starting weights: a model file to fine-tune, or 'none' for random (default: the preset's "
+        "pre-trained weights, shipped with the package, when there are some)",
+    )
     g.add_argument("--charset", help="characters to learn (default: those in the training labels)")
     g.add_argument("--height", type=int, help="input height, a multiple of 16 (default: 32)")
     g.add_argument("--min-width", type=int, help="narrowest input width (default: from the data)")
@@ -213,6 +219,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         recursive=args.recursive,
         charset=args.charset,
         preset=args.preset,
+        init=args.init,
         rnn=args.rnn,
         height=args.height,
         min_width=args.min_width,

@@ -40,6 +40,9 @@ class TrainOptions:
     recursive: bool = False
     charset: str | None = None
     preset: str = DEFAULT_PRESET
+    init: str | None = (
+        None  # None: the preset's shipped pre-trained weights if any; "none": random; or a model file
+    )
     rnn: str | None = None  # None: the preset's
     height: int | None = None
     min_width: int | None = None
@@ -224,6 +227,8 @@ def train(opts: TrainOptions) -> TrainResult:
         augment=opts.augment,
         hold_steps=opts.min_steps,
     )
+    if not saved:
+        _initialise(system, opts, charset)
     checkpoint = ModelCheckpoint(
         dirpath=run / "checkpoints",
         filename="best",
@@ -353,6 +358,19 @@ def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
     return _Data(
         train_images, val_images, val_generated, style, charset, policy, model_config, CTCTokenizer(charset)
     )
+
+
+def _initialise(system: Any, opts: TrainOptions, charset: str) -> None:
+    from captcha_crnn.model.init import initialise_from, shipped_weights
+
+    if opts.init == "none":
+        return
+    source = Path(opts.init) if opts.init else shipped_weights(opts.preset)
+    if source is None:
+        return
+    if opts.init is None and (opts.height or 32) != 32:  # the shipped weights are for height 32
+        return
+    initialise_from(system.model, charset, source)
 
 
 def _style_like(images: list, charset: str | None) -> Style:

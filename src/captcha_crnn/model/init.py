@@ -1,0 +1,67 @@
+"""Starting weights: fine-tune from a pre-trained model instead of a random initialisation.
+
+The shipped weights (`model/pretrained/<preset>.pt`, made by `scripts/pretrain.py` on generated captchas)
+hold a backbone that already finds characters. Everything but the output layer is copied when the shapes
+match; the output layer keeps the rows of the characters both charsets share (and the CTC blank), so a
+digits model starts out already knowing digits.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.model.crnn import CRNN
+from captcha_crnn.model.io import load_model
+
+log = logging.getLogger("captcha_crnn")
+
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def shipped_weights(preset: str) -> Path | None:
+    path = PRETRAINED_DIR / f"{preset}.pt"
+    return path if path.is_file() else None
+
+
+def initialise_from(model: CRNN, charset: str, source: str | Path) -> int:
+    """Copy matching weights from the model file `source` into `model`; returns how many tensors."""
+    donor = load_model(source)
+    if donor.model.config.height != model.config.height:
+        raise CaptchaCrnnError(
+            f"{source}: pre-trained for input height {donor.model.config.height}, not {model.config.height}"
+        )
+    theirs = donor.model.state_dict()
+    ours = model.state_dict()
+    copied = 0
+    with torch.no_grad():
+        for name, tensor in ours.items():
+            other = theirs.get(name)
+            if name.startswith("head."):
+                continue
+            if other is not None and other.shape == tensor.shape:
+                tensor.copy_(other)
+                copied += 1
+        # Output rows: class 0 is the blank in both; character c is class charset.index(c) + 1.
+        rows = [(0, 0)] + [
+            (i + 1, donor.charset.index(ch) + 1) for i, ch in enumerate(charset) if ch in donor.charset
+        ]
+        if ours["head.weight"].shape[1] == theirs["head.weight"].shape[1]:
+            for mine, source_row in rows:
+                ours["head.weight"][mine] = theirs["head.weight"][source_row]
+                ours["head.bias"][mine] = theirs["head.bias"][source_row]
+            copied += 2
+    if copied == 0:
+        raise CaptchaCrnnError(f"{source}: no weights fit this model's architecture (another preset?)")
+    model.load_state_dict(ours)
+    log.info(
+        "starting from %s (%d tensors; %d of %d characters known)",
+        source,
+        copied,
+        len(rows) - 1,
+        len(charset),
+    )
+    return copied
