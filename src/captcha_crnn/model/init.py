@@ -36,15 +36,16 @@ def initialise_from(model: CRNN, charset: str, source: str | Path) -> int:
         )
     theirs = donor.model.state_dict()
     ours = model.state_dict()
+    backbone = [name for name in ours if not name.startswith("head.")]
+    if any(name not in theirs or theirs[name].shape != ours[name].shape for name in backbone):
+        raise CaptchaCrnnError(
+            f"{source}: its weights do not fit this model's architecture (another preset?)"
+        )
     copied = 0
     with torch.no_grad():
-        for name, tensor in ours.items():
-            other = theirs.get(name)
-            if name.startswith("head."):
-                continue
-            if other is not None and other.shape == tensor.shape:
-                tensor.copy_(other)
-                copied += 1
+        for name in backbone:
+            ours[name].copy_(theirs[name])
+            copied += 1
         # Output rows: class 0 is the blank in both; character c is class charset.index(c) + 1.
         rows = [(0, 0)] + [
             (i + 1, donor.charset.index(ch) + 1) for i, ch in enumerate(charset) if ch in donor.charset
@@ -54,8 +55,6 @@ def initialise_from(model: CRNN, charset: str, source: str | Path) -> int:
                 ours["head.weight"][mine] = theirs["head.weight"][source_row]
                 ours["head.bias"][mine] = theirs["head.bias"][source_row]
             copied += 2
-    if copied == 0:
-        raise CaptchaCrnnError(f"{source}: no weights fit this model's architecture (another preset?)")
     model.load_state_dict(ours)
     log.info(
         "starting from %s (%d tensors; %d of %d characters known)",

@@ -1,0 +1,44 @@
+"""Starting from pre-trained weights: what is copied, what is mapped, what is refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from captcha_crnn.data.images import InputPolicy
+from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.model.crnn import CRNN, config_from_preset
+from captcha_crnn.model.init import initialise_from
+from captcha_crnn.model.io import save_model
+
+
+def donor_file(tmp_path, charset: str, preset: str = "nano", height: int = 32):
+    torch.manual_seed(0)
+    model = CRNN(config_from_preset(preset, len(charset) + 1, height))
+    path = tmp_path / f"{preset}-{height}.pt"
+    save_model(path, model, charset, InputPolicy(height, 64, 64, 4), {})
+    return path, model
+
+
+def test_backbone_is_copied_and_output_rows_follow_the_characters(tmp_path):
+    path, donor = donor_file(tmp_path, "0123456789")
+    torch.manual_seed(1)
+    model = CRNN(config_from_preset("nano", 4, 32))  # charset "7x0": '7' and '0' known, 'x' new
+    fresh_x = model.head.weight[2].clone()
+    initialise_from(model, "7x0", path)
+    for name, tensor in model.state_dict().items():
+        if not name.startswith("head."):
+            assert torch.equal(tensor, donor.state_dict()[name]), name
+    assert torch.equal(model.head.weight[0], donor.head.weight[0])  # blank
+    assert torch.equal(model.head.weight[1], donor.head.weight[1 + 7])  # '7'
+    assert torch.equal(model.head.weight[3], donor.head.weight[1 + 0])  # '0'
+    assert torch.equal(model.head.weight[2], fresh_x)  # 'x' keeps its random start
+
+
+def test_weights_for_another_architecture_are_refused(tmp_path):
+    path, _ = donor_file(tmp_path, "0123456789", preset="paper")
+    with pytest.raises(CaptchaCrnnError, match="do not fit"):
+        initialise_from(CRNN(config_from_preset("nano", 11, 32)), "0123456789", path)
+    path, _ = donor_file(tmp_path, "0123456789", height=48)
+    with pytest.raises(CaptchaCrnnError, match="input height 48"):
+        initialise_from(CRNN(config_from_preset("nano", 11, 32)), "0123456789", path)
