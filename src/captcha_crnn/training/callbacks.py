@@ -28,7 +28,8 @@ class PatientEarlyStopping(EarlyStopping):
         self.min_steps = min_steps
 
     def _run_early_stopping_check(self, trainer: L.Trainer) -> None:
-        if trainer.global_step < self.min_steps:
+        holding = getattr(getattr(trainer, "lightning_module", None), "holding", None)
+        if trainer.global_step < self.min_steps or (holding is not None and holding()):
             return
         super()._run_early_stopping_check(trainer)
 

@@ -14,6 +14,8 @@ from captcha_crnn.data.tokenizer import CTCTokenizer
 from captcha_crnn.model.crnn import CRNN, CRNNConfig
 from captcha_crnn.training.augment import Augmentation
 
+PLATEAU_CER = 0.5
+
 
 class CRNNSystem(L.LightningModule):
     def __init__(
@@ -38,6 +40,7 @@ class CRNNSystem(L.LightningModule):
         self.val_loss = MeanMetric()
         self.val_images = SumMetric()  # reduced across processes like the rest: every image counted once
         self.train_loss = MeanMetric()
+        self.left_plateau = False  # validation CER has dropped below PLATEAU_CER at least once
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -101,8 +104,28 @@ class CRNNSystem(L.LightningModule):
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
 
+    def holding(self) -> bool:
+        """Whether LR cuts and early stopping still wait: for `hold_steps` optimiser steps, and after that
+        (up to 4x as long) until the validation CER first drops below PLATEAU_CER.
+
+        CTC first learns to emit only blanks; loss and CER sit flat on that plateau for a few hundred steps,
+        longer on some splits and initialisations. Cutting the LR there only makes leaving it slower, and
+        counting patience there stops runs that were about to learn.
+        """
+        if self.global_step < self.hparams.hold_steps:
+            return True
+        return not self.left_plateau and self.global_step < 4 * self.hparams.hold_steps
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking and float(self.val_cer.compute()) < PLATEAU_CER:
+            self.left_plateau = True
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["left_plateau"] = self.left_plateau
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.left_plateau = bool(checkpoint.get("left_plateau", False))
+
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
-        # No LR cuts while CTC is still on its all-blank plateau: the loss is flat there by nature, and
-        # a smaller LR only makes leaving it slower. Early stopping waits the same number of steps.
-        if self.global_step >= self.hparams.hold_steps:
+        if not self.holding():
             scheduler.step(metric)

@@ -55,7 +55,7 @@ class TrainOptions:
     patience: int = 12
     augment: bool = True
     plateau_patience: int = 5
-    min_steps: int = 1000  # CTC first learns to emit only blanks; give it time to leave that plateau
+    min_steps: int = 500  # no LR cuts or early stopping before this, nor before CTC leaves its blank plateau
     seed: int = 42
     synthetic: int = 0  # generated captchas streamed per epoch (0: none)
     mix: float = 0.5  # with `data`: the share of generated images in each epoch
