@@ -42,3 +42,15 @@ def test_weights_for_another_architecture_are_refused(tmp_path):
     path, _ = donor_file(tmp_path, "0123456789", height=48)
     with pytest.raises(CaptchaCrnnError, match="input height 48"):
         initialise_from(CRNN(config_from_preset("nano", 11, 32)), "0123456789", path)
+
+
+def test_train_init_fine_tunes_from_an_earlier_run(tmp_path, trained_run, captcha_dir, capsys):
+    from captcha_crnn.cli.main import main
+
+    run = tmp_path / "tuned"
+    args = ["train", str(captcha_dir), "--out", str(run), "--max-epochs", "1", "--no-progress"]
+    assert main([*args, "--init", str(trained_run / "model.pt")]) == 0
+    assert "starting from" in capsys.readouterr().err
+    code = main([*args, "--force", "--preset", "small", "--init", str(trained_run / "model.pt")])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("error: ") and "do not fit" in last

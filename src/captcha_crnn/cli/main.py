@@ -122,9 +122,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--rnn", choices=["lstm", "gru"], help="recurrent layer (default: the preset's)")
     g.add_argument(
         "--init",
-        metavar="MODEL|none",
-        help="starting weights: a model file to fine-tune, or 'none' for random (default: the preset's "
-        "pre-trained weights, shipped with the package, when there are some)",
+        type=Path,
+        metavar="MODEL",
+        help="start from this model's weights (same preset; e.g. one trained with --synthetic) instead of "
+        "a random initialisation; characters both charsets share keep their output weights",
     )
     g.add_argument("--charset", help="characters to learn (default: those in the training labels)")
     g.add_argument("--height", type=int, help="input height, a multiple of 16 (default: 32)")

@@ -1,9 +1,8 @@
-"""Starting weights: fine-tune from a pre-trained model instead of a random initialisation.
+"""Starting weights: fine-tune from an earlier model (`train --init MODEL`) instead of a random start.
 
-The shipped weights (`model/pretrained/<preset>.pt`, made by `scripts/pretrain.py` on generated captchas)
-hold a backbone that already finds characters. Everything but the output layer is copied when the shapes
-match; the output layer keeps the rows of the characters both charsets share (and the CTC blank), so a
-digits model starts out already knowing digits.
+Typical use: train on many generated captchas (`train --synthetic N`), then fine-tune on a small real set.
+The whole backbone is copied (the architecture must match); the output layer keeps the rows of the
+characters both charsets share, and the CTC blank's, so a model starts out knowing the characters it knew.
 """
 
 from __future__ import annotations
@@ -18,13 +17,6 @@ from captcha_crnn.model.crnn import CRNN
 from captcha_crnn.model.io import load_model
 
 log = logging.getLogger("captcha_crnn")
-
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
-
-
-def shipped_weights(preset: str) -> Path | None:
-    path = PRETRAINED_DIR / f"{preset}.pt"
-    return path if path.is_file() else None
 
 
 def initialise_from(model: CRNN, charset: str, source: str | Path) -> int:

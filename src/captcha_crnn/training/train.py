@@ -40,9 +40,7 @@ class TrainOptions:
     recursive: bool = False
     charset: str | None = None
     preset: str = DEFAULT_PRESET
-    init: str | None = (
-        None  # None: the preset's shipped pre-trained weights if any; "none": random; or a model file
-    )
+    init: Path | None = None  # a model file to start from (fine-tuning); None: random initialisation
     rnn: str | None = None  # None: the preset's
     height: int | None = None
     min_width: int | None = None
@@ -361,16 +359,10 @@ def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
 
 
 def _initialise(system: Any, opts: TrainOptions, charset: str) -> None:
-    from captcha_crnn.model.init import initialise_from, shipped_weights
+    from captcha_crnn.model.init import initialise_from
 
-    if opts.init == "none":
-        return
-    source = Path(opts.init) if opts.init else shipped_weights(opts.preset)
-    if source is None:
-        return
-    if opts.init is None and (opts.height or 32) != 32:  # the shipped weights are for height 32
-        return
-    initialise_from(system.model, charset, source)
+    if opts.init is not None:
+        initialise_from(system.model, charset, opts.init)
 
 
 def _style_like(images: list, charset: str | None) -> Style:
