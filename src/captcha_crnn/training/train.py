@@ -184,7 +184,9 @@ def train(opts: TrainOptions) -> TrainResult:
     val_set = ImageSet(data.val_images, tokenizer, policy)
     lazy = val_set.lazy or (train_set is not None and train_set.lazy)
     workers = (
-        opts.workers if opts.workers is not None else (min(4, os.cpu_count() or 1) if lazy or style else 0)
+        opts.workers
+        if opts.workers is not None
+        else (min(4, max(1, (os.cpu_count() or 1) - 1)) if lazy or style else 0)
     )
 
     if rank == 0 and not saved:
