@@ -3,9 +3,11 @@
     python benchmarks/scale.py            # generates the images once (cached), then measures
 
 The images (4-6 characters, 120x40, about 2 KB each) are generated once into benchmarks/.cache/ (git
-ignores it) by 2 processes. Training runs `captcha-crnn train` (lazy loading is automatic above 20,000
-images, 2 DataLoader workers) for --minutes of wall time, on all 200,000 and on the first 20,000, and
-samples the resident memory (RSS) of the training process and its workers together every 0.2 s.
+ignores it) by 2 processes. Training runs `captcha-crnn train --lazy --workers 2` (lazy is automatic
+above 20,000 images) for --minutes of wall time, on the first 20,000 and on all 200,000, and samples the
+memory of the training process and its workers together every 0.2 s: PSS (shared pages split between
+the processes sharing them: the memory really used) and the plain sum of RSS (shared pages counted once
+per process).
 Results go to benchmarks/results/scale.json and BENCHMARKS.md.
 """
 
@@ -58,8 +60,10 @@ def ensure_images(count: int) -> None:
         writer.writerows(rows)
 
 
-def tree_rss_mb(pid: int) -> float:
-    """RSS of a process and all its descendants, from /proc."""
+def tree_memory_mb(pid: int) -> tuple[float, float]:
+    """(PSS, RSS) of a process and all its descendants, from /proc. DataLoader workers are forked and
+    share most pages with the trainer: summing RSS counts those pages once per process, PSS (each shared
+    page split between its sharers) sums to the memory really used."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -67,33 +71,35 @@ def tree_rss_mb(pid: int) -> float:
             children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
         except (OSError, IndexError, ValueError):
             continue
-    total, todo = 0, [pid]
+    pss = rss = 0
+    todo = [pid]
     while todo:
         p = todo.pop()
         todo.extend(children.get(p, []))
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+                elif line.startswith("Rss:"):
+                    rss += int(line.split()[1])
         except OSError:
             continue
-    return total / 1024
+    return pss / 1024, rss / 1024
 
 
 def measure(labels: Path, minutes: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
             sys.executable, "-m", "captcha_crnn", "-q", "train", str(CACHE), "--labels", str(labels),
-            "--out", str(Path(tmp) / "run"), "--max-time", str(minutes), "--no-progress", "--workers", "2",
+            "--out", str(Path(tmp) / "run"), "--max-time", str(minutes), "--no-progress", "--lazy", "--workers", "2",
             "--val-split", "0.01",
         ]  # fmt: skip
         start = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        peak, samples = 0.0, []
+        peak_pss = peak_rss = 0.0
         while proc.poll() is None:
-            rss = tree_rss_mb(proc.pid)
-            peak = max(peak, rss)
-            samples.append(rss)
+            pss, rss = tree_memory_mb(proc.pid)
+            peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
             time.sleep(0.2)
         err = proc.stderr.read() if proc.stderr else ""
         if proc.returncode != 0:
@@ -103,7 +109,8 @@ def measure(labels: Path, minutes: float) -> dict:
     images = sum(1 for _ in labels.open()) - 1
     return {
         "images": images,
-        "peak_rss_mb": round(peak, 1),
+        "peak_pss_mb": round(peak_pss, 1),
+        "peak_rss_sum_mb": round(peak_rss, 1),
         "wall_seconds": round(time.monotonic() - start, 1),
         "epochs_completed": len(rows),
     }
