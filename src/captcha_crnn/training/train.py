@@ -182,6 +182,8 @@ def train(opts: TrainOptions) -> TrainResult:
     else:
         train_data = train_set
     val_set = ImageSet(data.val_images, tokenizer, policy)
+    for img in data.train_images + data.val_images:
+        img.gray = None  # the sets hold the resized pixels; the originals would double the memory
     lazy = val_set.lazy or (train_set is not None and train_set.lazy)
     workers = (
         opts.workers
