@@ -104,6 +104,13 @@ def test_synthetic_stream_is_reproducible_per_seed_epoch_and_rank():
     assert [len(s) for s in shards] == [20, 20]  # the epoch's 40 split across two processes
     assert shards[0] != shards[1]
 
+    uneven = []
+    for rank in (0, 1):
+        part = stream(count=33)
+        part.rank, part.world_size = rank, 2
+        uneven.append(len(list(part)))
+    assert uneven == [17, 17]  # equal shares, or one DDP process would wait for a batch that never comes
+
 
 def test_synthetic_stream_with_workers_yields_each_epoch_once_and_reproducibly():
     def epoch() -> list[tuple[int, ...]]:

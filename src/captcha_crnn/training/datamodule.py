@@ -143,6 +143,7 @@ class SyntheticStream(IterableDataset):
 
     Every (seed, epoch, process rank, DataLoader worker) has its own random stream, so a run is
     reproducible for a given seed, process count and worker count, and no two shards repeat each other.
+    With P processes each draws ceil(count / P) images, so an epoch may hold up to P-1 more than `count`.
     With `real` given, `mix` is the share of generated images: each epoch has `count` generated images
     and count*(1-mix)/mix real ones, the real ones shuffled and reused as often as needed.
     """
@@ -162,17 +163,22 @@ class SyntheticStream(IterableDataset):
         self.real_count = 0 if real is None else round(count * (1 - mix) / mix)
         self.epoch, self.rank, self.world_size = 0, 0, 1
 
+    def _per_process(self) -> tuple[int, int]:
+        """Generated and real images per process: rounded up, so every process has the same number of
+        batches (a process with one batch more would wait for the others forever under DDP)."""
+        return math.ceil(self.count / self.world_size), math.ceil(self.real_count / self.world_size)
+
     def __len__(self) -> int:  # per process: what Lightning uses for the progress bar and epoch length
-        return math.ceil((self.count + self.real_count) / self.world_size)
+        return sum(self._per_process())
 
     def __iter__(self) -> Iterator[Sample]:
         info = get_worker_info()
         worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
-        shard, shards = self.rank * workers + worker, self.world_size * workers
         rng = random.Random(shard_seed(self.seed, self.epoch, self.rank, worker))
         renderer = Renderer(self.style, rng.getrandbits(63))
-        n_synthetic = _share(self.count, shard, shards)
-        n_real = _share(self.real_count, shard, shards)
+        synthetic_here, real_here = self._per_process()
+        n_synthetic = _share(synthetic_here, worker, workers)
+        n_real = _share(real_here, worker, workers)
         kinds = [True] * n_synthetic + [False] * n_real
         rng.shuffle(kinds)
         order: list[int] = []
