@@ -122,14 +122,12 @@ class ImageSet(Dataset):
             return self.pixels[i], self.targets[i], i
         # Lazy: a file whose header read but whose pixels do not is skipped for its neighbour, so a batch
         # keeps its size (an empty or short batch on one process would stall distributed training).
-        for attempt in range(len(self.paths)):
+        for attempt in range(min(len(self.paths), 101)):
             j = (i + attempt) % len(self.paths)
             try:
                 return load_for_model(self.paths[j], self.policy), self.targets[j], j
             except ImageError as exc:
                 log.warning("skipped while training: %s", exc)
-                if attempt >= 100:
-                    break
         raise CaptchaCrnnError(f"{self.paths[i]}: this and the next 100 images could not be decoded")
 
 

@@ -19,7 +19,7 @@ from captcha_crnn.data.images import DEFAULT_HEIGHT, InputPolicy, choose_policy
 from captcha_crnn.data.labels import LabelledImage, collect, split_validation
 from captcha_crnn.data.synthetic import DIGITS, Renderer, Style
 from captcha_crnn.data.tokenizer import CTCTokenizer
-from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.errors import CaptchaCrnnError, LabelError
 from captcha_crnn.model.crnn import DEFAULT_PRESET, PRESETS, WIDTH_STRIDE, config_from_preset
 
 log = logging.getLogger("captcha_crnn")
@@ -396,8 +396,6 @@ def _generated_validation(style: Style, seed: int, count: int) -> list:
 
 
 def _check_style(style: Style, tokenizer: CTCTokenizer, policy: InputPolicy) -> None:
-    from captcha_crnn.errors import LabelError
-
     missing = tokenizer.unknown_chars(style.charset)
     if missing:
         raise LabelError(
