@@ -38,24 +38,44 @@ def test_augmentation_geometry_moves_text_but_not_much():
     assert (centre - 64).abs().max() > 0.5  # and it does move
 
 
-def fake_trainer(step: int, cer: float) -> SimpleNamespace:
+def fake_trainer(step: int, loss: float) -> SimpleNamespace:
     return SimpleNamespace(
-        callback_metrics={"val_cer": torch.tensor(cer)},
-        fast_dev_run=False,
+        callback_metrics={"val_loss": torch.tensor(loss)},
         global_step=step,
-        current_epoch=step // 10,
         should_stop=False,
-        strategy=SimpleNamespace(reduce_boolean_decision=lambda decision, all=True: decision),
+        sanity_checking=False,
     )
 
 
-def test_early_stopping_waits_for_min_steps_then_stops():
-    stopper = PatientEarlyStopping(monitor="val_cer", mode="min", patience=2, min_steps=100)
-    trainers = [fake_trainer(step, 1.0) for step in (10, 20, 30, 40)]
-    for trainer in trainers:  # CER stuck at 100% on the blank plateau: no stop yet
-        stopper._run_early_stopping_check(trainer)
-        assert not trainer.should_stop
-    late = [fake_trainer(step, 0.5) for step in (100, 110, 120)]
-    for trainer in late:
-        stopper._run_early_stopping_check(trainer)
-    assert [t.should_stop for t in late] == [False, False, True]
+def run_stopper(stopper, points, holding_until: int = 0):  # type: ignore[no-untyped-def]
+    module = SimpleNamespace(holding=lambda: False)
+    stops = []
+    for step, loss in points:
+        module.holding = lambda step=step: step < holding_until
+        trainer = fake_trainer(step, loss)
+        stopper.on_validation_end(trainer, module)
+        stops.append(trainer.should_stop)
+    return stops
+
+
+def test_early_stopping_counts_steps_without_a_better_loss():
+    stopper = PatientEarlyStopping(patience=100)
+    # improves until step 40, then flat: the stop comes at the first check 100 steps after step 40
+    points = [(10, 3.0), (20, 2.0), (40, 1.0), (80, 1.0), (130, 0.995), (140, 1.0)]
+    assert run_stopper(stopper, points) == [False, False, False, False, False, True]
+
+
+def test_early_stopping_waits_while_holding_and_ignores_tiny_gains():
+    stopper = PatientEarlyStopping(patience=100, min_delta=0.02)
+    # on the blank plateau (holding up to step 300) nothing counts; after it, a 1% gain is no improvement
+    points = [(100, 3.0), (200, 3.0), (300, 3.0), (350, 2.98), (399, 2.96), (400, 2.95)]
+    assert run_stopper(stopper, points, holding_until=301) == [False] * 5 + [True]
+    assert stopper.best_step == 300
+
+
+def test_early_stopping_state_survives_a_resume():
+    stopper = PatientEarlyStopping(patience=100)
+    run_stopper(stopper, [(10, 1.0), (50, 0.5)])
+    again = PatientEarlyStopping(patience=100)
+    again.load_state_dict(stopper.state_dict())
+    assert run_stopper(again, [(149, 0.5), (150, 0.5)]) == [False, True]

@@ -129,6 +129,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--charset", help="characters to learn (default: those in the training labels)")
     g.add_argument("--height", type=int, help="input height, a multiple of 16 (default: 32)")
+    g.add_argument(
+        "--channels",
+        type=int,
+        choices=[1, 3],
+        help="input channels: 3 colour, 1 grey (default: 3 when the training images have colour)",
+    )
     g.add_argument("--min-width", type=int, help="narrowest input width (default: from the data)")
     g.add_argument("--max-width", type=int, help="widest input width (default: from the data)")
     g = p.add_argument_group("optimisation")
@@ -140,8 +146,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--patience",
         type=int,
-        default=12,
-        help="stop after this many epochs without a better validation CER (default: 12)",
+        default=1000,
+        metavar="STEPS",
+        help="stop after this many optimiser steps without a 2%% lower validation loss (default: 1000)",
     )
     g.add_argument(
         "--no-augment",
@@ -223,6 +230,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         init=args.init,
         rnn=args.rnn,
         height=args.height,
+        channels=args.channels,
         min_width=args.min_width,
         max_width=args.max_width,
         batch_size=args.batch_size,

@@ -1,8 +1,10 @@
 """Image loading and the input-size policy, shared by training and inference.
 
-Every image, whatever its mode (RGBA, LA, palette, 16-bit, float, CMYK), becomes an 8-bit grayscale
-array of the height the model was trained on. Transparent pixels are composited on white, because
-transparent-background captchas are common and black would hide dark text.
+Every image, whatever its mode (RGBA, LA, palette, 16-bit, float, CMYK), becomes an 8-bit array of the
+height and channels (3 for colour, 1 for grey) the model was trained on. Transparent pixels are
+composited on white, because transparent-background captchas are common and black would hide dark text.
+Colour is kept when the training images have it: captchas often separate glyphs from the background by
+hue alone, and a grey conversion can leave a glyph at almost the background's brightness.
 """
 
 from __future__ import annotations
@@ -226,6 +228,27 @@ def _scale_to_uint8(values: np.ndarray, full_scale: float | None) -> np.ndarray:
 
 def to_grayscale(img: Image.Image) -> np.ndarray:
     """Any PIL image to an (H, W) uint8 array, alpha composited on white."""
+    img = _flatten(img)
+    return img if isinstance(img, np.ndarray) else np.asarray(img.convert("L"), dtype=np.uint8)
+
+
+def to_pixels(img: Image.Image) -> np.ndarray:
+    """Any PIL image to uint8 pixels, alpha composited on white: (H, W, 3) when it has colour, else (H, W).
+
+    Grey images stay one channel (a third of the memory); `InputPolicy.convert` gives either the channels
+    the model wants.
+    """
+    img = _flatten(img)
+    if isinstance(img, np.ndarray):
+        return img
+    if img.mode in ("1", "L"):
+        return np.asarray(img.convert("L"), dtype=np.uint8)
+    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return rgb if has_colour(rgb) else np.asarray(img.convert("L"), dtype=np.uint8)
+
+
+def _flatten(img: Image.Image) -> Image.Image | np.ndarray:
+    """High-bit-depth images as (H, W) uint8 arrays; transparency composited on white; else unchanged."""
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode.startswith("I;16"):
@@ -236,7 +259,20 @@ def to_grayscale(img: Image.Image) -> np.ndarray:
         img = img.convert("RGBA")
         white = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, img)
-    return np.asarray(img.convert("L"), dtype=np.uint8)
+    return img
+
+
+# A pixel whose channels differ by more than this is coloured; an image is colour when more than
+# COLOUR_SHARE of its pixels are (JPEG noise in a grey image stays below both).
+COLOUR_SPREAD = 24
+COLOUR_SHARE = 0.002
+
+
+def has_colour(pixels: np.ndarray) -> bool:
+    if pixels.ndim != 3:
+        return False
+    spread = pixels.max(axis=2).astype(np.int16) - pixels.min(axis=2)
+    return float((spread > COLOUR_SPREAD).mean()) > COLOUR_SHARE
 
 
 @dataclass(frozen=True)
@@ -252,6 +288,7 @@ class InputPolicy:
     min_width: int = 32
     max_width: int = 512
     width_stride: int = 4  # input pixels per output frame (the network's width downsampling)
+    channels: int = 1  # 3: colour (RGB); 1: grey. Models saved before colour input have no field: grey.
 
     @property
     def fixed_width(self) -> int | None:
@@ -267,13 +304,22 @@ class InputPolicy:
         """Output frames (CTC time steps) for an input of this width."""
         return width // self.width_stride
 
-    def resize(self, gray: np.ndarray) -> np.ndarray:
-        """(h, w) uint8 -> (height, width_for) uint8."""
-        h, w = gray.shape
+    def convert(self, pixels: np.ndarray) -> np.ndarray:
+        """(h, w) or (h, w, 3) uint8 -> the model's channels: (h, w) for grey, (h, w, 3) for colour."""
+        if self.channels == 1 and pixels.ndim == 3:
+            return np.asarray(Image.fromarray(pixels).convert("L"), dtype=np.uint8)
+        if self.channels == 3 and pixels.ndim == 2:
+            return np.repeat(pixels[:, :, None], 3, axis=2)
+        return pixels
+
+    def resize(self, pixels: np.ndarray) -> np.ndarray:
+        """(h, w[, 3]) uint8 -> (height, width_for[, 3]) uint8 in the model's channels."""
+        pixels = self.convert(pixels)
+        h, w = pixels.shape[:2]
         width = self.width_for((w, h))
         if (w, h) == (width, self.height):
-            return gray
-        return np.asarray(Image.fromarray(gray).resize((width, self.height), Image.BILINEAR))
+            return pixels
+        return np.asarray(Image.fromarray(pixels).resize((width, self.height), Image.BILINEAR))
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -287,7 +333,7 @@ DEFAULT_HEIGHT = 32
 
 
 def choose_policy(
-    sizes: Iterable[tuple[int, int]], height: int = DEFAULT_HEIGHT, width_stride: int = 4
+    sizes: Iterable[tuple[int, int]], height: int = DEFAULT_HEIGHT, width_stride: int = 4, channels: int = 1
 ) -> InputPolicy:
     """Pick the input size from the training images' (width, height) sizes.
 
@@ -301,10 +347,10 @@ def choose_policy(
     probe = InputPolicy(height=height, min_width=width_stride, max_width=1 << 16, width_stride=width_stride)
     widths = sorted(probe.width_for(s) for s in sizes)
     if widths[0] == widths[-1]:
-        return InputPolicy(height, widths[0], widths[0], width_stride)
+        return InputPolicy(height, widths[0], widths[0], width_stride, channels)
     max_width = math.ceil(widths[-1] * 1.25 / width_stride) * width_stride
     min_width = max(width_stride, widths[0] // 2 // width_stride * width_stride)
-    return InputPolicy(height, min_width, max_width, width_stride)
+    return InputPolicy(height, min_width, max_width, width_stride, channels)
 
 
 def load_for_model(
@@ -315,16 +361,19 @@ def load_for_model(
     formats: tuple[str, ...] | None = None,
 ) -> np.ndarray:
     """Open, convert and resize one image: the single preprocessing path for training and inference."""
-    return policy.resize(to_grayscale(open_image(source, name, max_pixels, formats)))
+    img = open_image(source, name, max_pixels, formats)
+    return policy.resize(to_grayscale(img) if policy.channels == 1 else to_pixels(img))
 
 
 def stack_batch(pixels: Sequence[np.ndarray], policy: InputPolicy) -> tuple[np.ndarray, np.ndarray]:
-    """(H, w_i) uint8 images -> (B, 1, H, W) float32 in [0, 1] plus each image's frame count.
+    """(H, w_i[, 3]) uint8 images -> (B, C, H, W) float32 in [0, 1] plus each image's frame count.
 
     Narrower images are padded on the right by repeating their last column, which continues the
     background whatever its colour.
     """
     width = max(p.shape[1] for p in pixels)
-    stacked = np.stack([np.pad(p, ((0, 0), (0, width - p.shape[1])), mode="edge") for p in pixels])
+    pads = [(0, 0)] * (pixels[0].ndim - 2)
+    stacked = np.stack([np.pad(p, [(0, 0), (0, width - p.shape[1]), *pads], mode="edge") for p in pixels])
     lengths = np.array([policy.frames(p.shape[1]) for p in pixels], dtype=np.int64)
-    return (stacked[:, None].astype(np.float32) / 255.0), lengths
+    batch = stacked[:, None] if stacked.ndim == 3 else stacked.transpose(0, 3, 1, 2)
+    return (batch.astype(np.float32) / 255.0), lengths

@@ -5,6 +5,7 @@ point the library at a seeded `random.Random` with the same three methods, so a 
 
 A `Style` says what to draw (charset, label length, image size, transparency, noise lines). `generate()`
 writes a labelled folder; `render()` makes one image in memory, which is what streaming training data uses.
+With `Style(look=looks.Look(...))` images are drawn by `looks.draw` (Pillow, many looks) instead.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ import csv
 import random
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from captcha_crnn.errors import CaptchaCrnnError
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from captcha_crnn.data.looks import Look
 
 DIGITS = "0123456789"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9]+$")
@@ -37,6 +40,7 @@ class Style:
     height: int = 60
     transparent: bool = False  # colour text on a transparent background (RGBA) instead of a light one
     noise_lines: tuple[int, int] = (0, 0)  # extra straight lines across the text, drawn per image
+    look: Look | None = None  # draw with looks.draw (which then decides transparency), not ImageCaptcha
 
     def __post_init__(self) -> None:
         if not self.charset or any(ch.isspace() for ch in self.charset):
@@ -47,6 +51,19 @@ class Style:
             raise CaptchaCrnnError(f"image size must be at least 16x16, got {self.width} x {self.height}")
         if not 0 <= self.noise_lines[0] <= self.noise_lines[1]:
             raise CaptchaCrnnError(f"--noise-lines must be 0 or more, low <= high, got {self.noise_lines}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Style:
+        """The inverse of dataclasses.asdict, also after a JSON round trip (lists become tuples)."""
+        from captcha_crnn.data.looks import Look
+
+        extra = set(data) - {f.name for f in fields(cls)}
+        if extra:
+            raise CaptchaCrnnError(f"unknown Style fields: {', '.join(sorted(extra))}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        if values.get("look") is not None:
+            values["look"] = Look.from_dict(values["look"])
+        return cls(**values)
 
 
 class _SeededSecrets:
@@ -119,11 +136,16 @@ class Renderer:
 
         style = self.style
         width = self.rng.randint(*style.width)
-        writer = self._writers.get(width)
-        if writer is None:
-            writer = self._writers[width] = _make_writer(width, style.height, style.transparent)
-        with _seeded_captcha(self.rng):
-            image = writer.generate_image(label)  # type: ignore[attr-defined]
+        if style.look is not None:
+            from captcha_crnn.data import looks
+
+            image = looks.draw(style.look, label, width, style.height, self.rng)
+        else:
+            writer = self._writers.get(width)
+            if writer is None:
+                writer = self._writers[width] = _make_writer(width, style.height, style.transparent)
+            with _seeded_captcha(self.rng):
+                image = writer.generate_image(label)  # type: ignore[attr-defined]
         lines = self.rng.randint(*style.noise_lines)
         if lines:
             draw = ImageDraw.Draw(image)

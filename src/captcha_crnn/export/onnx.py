@@ -24,7 +24,10 @@ from captcha_crnn.inference.backends import ONNX_FORMAT, load_onnx
 from captcha_crnn.model.io import load_model
 
 TOLERANCE = 1e-3  # max |log-prob difference| between PyTorch and onnxruntime (fp32); measured ~1e-6
-NORMALISATION = "grayscale (alpha composited on white), scaled to [0, 1]; the graph maps it to [-1, 1]"
+NORMALISATION = (
+    "grey (1 channel) or RGB (3 channels, input_policy.channels), alpha composited on white, scaled to "
+    "[0, 1]; the graph normalises it"
+)
 
 
 class LogProbs(nn.Module):
@@ -49,8 +52,10 @@ def _probe_batch(policy, count: int = 8, seed: int = 0) -> np.ndarray:  # type: 
     """Random images across the policy's widths: enough to compare two runtimes on the same input."""
     rng = np.random.default_rng(seed)
     widths = np.linspace(policy.min_width, policy.max_width, count).astype(int) // policy.width_stride
+    channels = () if policy.channels == 1 else (policy.channels,)
     pixels = [
-        rng.integers(0, 256, (policy.height, max(w, 1) * policy.width_stride), dtype=np.uint8) for w in widths
+        rng.integers(0, 256, (policy.height, max(w, 1) * policy.width_stride, *channels), dtype=np.uint8)
+        for w in widths
     ]
     images, _ = stack_batch(pixels, policy)
     return images

@@ -30,6 +30,10 @@ class CRNNConfig:
     hidden: int = 256
     layers: int = 2
     dropout: float = 0.1
+    in_channels: int = 1  # 3 for colour input; models saved before colour input have no field: grey
+    # Standardise each image (per-channel mean, one scale) inside the network, so a faint or low-contrast
+    # style reaches the first convolution at the same scale as a bold one. Older models: [0, 1] -> [-1, 1].
+    image_norm: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,14 +48,25 @@ class CRNNConfig:
 __all__ = ["CRNN", "DEFAULT_PRESET", "PRESETS", "CRNNConfig", "Preset", "config_from_preset"]
 
 
-def config_from_preset(name: str, num_classes: int, height: int, rnn: str | None = None) -> CRNNConfig:
+def config_from_preset(
+    name: str, num_classes: int, height: int, rnn: str | None = None, in_channels: int = 1
+) -> CRNNConfig:
     """The preset's architecture; `rnn` ("lstm" or "gru") overrides the preset's recurrent layer."""
     preset = PRESETS[name]
-    return CRNNConfig(num_classes, height, preset.channels, rnn or preset.rnn, preset.hidden, **preset.extra)
+    return CRNNConfig(
+        num_classes,
+        height,
+        preset.channels,
+        rnn or preset.rnn,
+        preset.hidden,
+        in_channels=in_channels,
+        image_norm=True,
+        **preset.extra,
+    )
 
 
 class CRNN(nn.Module):
-    """(B, 1, H, W) images in [0, 1] -> (B, W / 4, num_classes) logits, blank = class 0."""
+    """(B, C, H, W) images in [0, 1] -> (B, W / 4, num_classes) logits, blank = class 0."""
 
     def __init__(self, config: CRNNConfig) -> None:
         super().__init__()
@@ -59,7 +74,7 @@ class CRNN(nn.Module):
             raise ValueError(f"input height must be a multiple of {HEIGHT_STRIDE}, got {config.height}")
         self.config = config
         layers: list[nn.Module] = []
-        in_ch = 1
+        in_ch = config.in_channels
         for i, out_ch in enumerate(config.channels):
             layers += [
                 nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
@@ -84,7 +99,12 @@ class CRNN(nn.Module):
         self.head = nn.Linear(2 * config.hidden, config.num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.features(images * 2.0 - 1.0)  # [0, 1] -> [-1, 1]
+        if self.config.image_norm:
+            mean = images.mean(dim=(2, 3), keepdim=True)
+            scale = images.std(dim=(1, 2, 3), keepdim=True) + 0.02  # a blank image stays finite
+            x = self.features((images - mean) / scale)
+        else:
+            x = self.features(images * 2.0 - 1.0)  # [0, 1] -> [-1, 1]
         b, c, h, w = x.shape
         x = x.permute(0, 3, 1, 2).reshape(b, w, c * h)  # map to sequence: one frame per column
         x, _ = self.rnn(x)

@@ -84,7 +84,9 @@ def load_model(path: str | Path) -> ModelBundle:
         fields, state = raw, raw["state_dict"]
     elif isinstance(raw.get("hyper_parameters"), dict) and "state_dict" in raw:  # Lightning checkpoint
         fields = raw["hyper_parameters"]
-        state = {k.removeprefix("model."): v for k, v in raw["state_dict"].items() if k.startswith("model.")}
+        # The weights' moving average when training kept one (what validation measured), else the weights.
+        prefix = "ema_model." if any(k.startswith("ema_model.") for k in raw["state_dict"]) else "model."
+        state = {k.removeprefix(prefix): v for k, v in raw["state_dict"].items() if k.startswith(prefix)}
     else:
         raise ModelFileError(f"{path}: not a captcha-crnn model file (no model format marker)")
     try:

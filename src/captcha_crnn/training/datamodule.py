@@ -28,7 +28,7 @@ from torch.utils.data import (
     get_worker_info,
 )
 
-from captcha_crnn.data.images import InputPolicy, load_for_model, open_image, stack_batch, to_grayscale
+from captcha_crnn.data.images import InputPolicy, load_for_model, open_image, stack_batch, to_pixels
 from captcha_crnn.data.labels import LabelledImage
 from captcha_crnn.data.synthetic import Renderer, Style
 from captcha_crnn.data.tokenizer import CTCTokenizer
@@ -41,11 +41,12 @@ LAZY_ABOVE = 20_000  # images; above this a folder is read lazily (decoded in wo
 
 @dataclass
 class ScannedImage:
-    """A labelled image with its size; `gray` holds the decoded pixels unless the set is read lazily."""
+    """A labelled image with its size; `pixels` holds the decoded image (grey, or RGB when it has colour)
+    unless the set is read lazily."""
 
     item: LabelledImage
     size: tuple[int, int]  # (width, height)
-    gray: np.ndarray | None = None
+    pixels: np.ndarray | None = None
 
 
 def scan(items: Sequence[LabelledImage], what: str, lazy: bool) -> list[ScannedImage]:
@@ -56,8 +57,8 @@ def scan(items: Sequence[LabelledImage], what: str, lazy: bool) -> list[ScannedI
             if lazy:
                 scanned.append(ScannedImage(item, _header_size(item)))
             else:
-                gray = to_grayscale(open_image(item.path))
-                scanned.append(ScannedImage(item, (gray.shape[1], gray.shape[0]), gray))
+                pixels = to_pixels(open_image(item.path))
+                scanned.append(ScannedImage(item, (pixels.shape[1], pixels.shape[0]), pixels))
         except ImageError as exc:
             bad.append(str(exc))
     if bad:
@@ -108,7 +109,7 @@ class ImageSet(Dataset):
         self.paths = [str(img.item.path) for img in images]
         self.labels = [img.item.label for img in images]
         self.targets = [tokenizer.encode(label) for label in self.labels]
-        self.pixels = None if images[0].gray is None else [policy.resize(img.gray) for img in images]
+        self.pixels = None if images[0].pixels is None else [policy.resize(img.pixels) for img in images]
 
     @property
     def lazy(self) -> bool:
@@ -183,7 +184,7 @@ class SyntheticStream(IterableDataset):
         for synthetic in kinds:
             if synthetic:
                 label, image = renderer.sample()
-                pixels = self.policy.resize(to_grayscale(image))
+                pixels = self.policy.resize(to_pixels(image))
                 yield pixels, self.tokenizer.encode(label), -1
             else:
                 if not order:

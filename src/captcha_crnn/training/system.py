@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import lightning as L
@@ -15,6 +16,8 @@ from captcha_crnn.model.crnn import CRNN, CRNNConfig
 from captcha_crnn.training.augment import Augmentation
 
 PLATEAU_CER = 0.5
+EMA_POWER = 0.75  # EMA decay after n steps: 1 - (1 + n) ** -0.75, i.e. averaging over the last ~n**0.75 steps
+EMA_MAX_DECAY = 0.9995
 
 
 class CRNNSystem(L.LightningModule):
@@ -25,13 +28,18 @@ class CRNNSystem(L.LightningModule):
         input_policy: dict[str, int],
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
-        plateau_patience: int = 5,
+        plateau_patience: int = 400,
         augment: bool = True,
         hold_steps: int = 0,
+        warmup_steps: int = 0,
+        ema: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = CRNN(CRNNConfig.from_dict(model_config))
+        # An exponential moving average of the weights is what validation sees, the checkpoints select
+        # and model.pt holds: on a few hundred images one step's weights swing, the average does not.
+        self.ema_model = copy.deepcopy(self.model).requires_grad_(False) if ema else None
         self.tokenizer = CTCTokenizer(charset)
         self.ctc = nn.CTCLoss(blank=0, zero_infinity=True)
         self.augmentation = Augmentation() if augment else None
@@ -41,12 +49,17 @@ class CRNNSystem(L.LightningModule):
         self.val_images = SumMetric()  # reduced across processes like the rest: every image counted once
         self.train_loss = MeanMetric()
         self.left_plateau = False  # validation CER has dropped below PLATEAU_CER at least once
+        self.best_loss, self.best_step = float("inf"), 0  # for halving the LR on a validation-loss plateau
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
-    def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        log_probs = self.model(batch["images"]).log_softmax(-1)
+    @property
+    def eval_model(self) -> CRNN:
+        return self.ema_model if self.ema_model is not None else self.model
+
+    def _loss(self, batch: dict[str, torch.Tensor], model: CRNN | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        log_probs = (model or self.model)(batch["images"]).log_softmax(-1)
         loss = self.ctc(
             log_probs.permute(1, 0, 2), batch["targets"], batch["input_lengths"], batch["target_lengths"]
         )
@@ -63,16 +76,36 @@ class CRNNSystem(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.train_loss.reset()
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Linear warm-up of the learning rate over the first `warmup_steps` steps."""
+        warmup = self.hparams.warmup_steps
+        if warmup and self.global_step <= warmup:
+            for group in self.trainer.optimizers[0].param_groups:
+                group["lr"] = self.hparams.lr * min(1.0, (self.global_step + 1) / warmup)
+
+    @torch.no_grad()
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema_model is None:
+            return
+        # The first update (step 0: decay 0) copies the live weights, so a fine-tuned start is kept.
+        decay = min(EMA_MAX_DECAY, 1.0 - (1.0 + self.global_step) ** -EMA_POWER)
+        ema_params = list(self.ema_model.parameters())
+        torch._foreach_lerp_(ema_params, [p.detach() for p in self.model.parameters()], 1.0 - decay)
+        for ema_buffer, buffer in zip(self.ema_model.buffers(), self.model.buffers()):
+            ema_buffer.copy_(buffer)  # BatchNorm statistics: the live model's
+
     def on_validation_epoch_start(self) -> None:
         # DDP copies rank 0's BatchNorm statistics into every process at each training forward, but the
         # last step then updates each copy with its own batch. Validate every shard with rank 0's, the
         # statistics its checkpoint keeps, so the reduced metrics describe the saved model exactly.
         if self.trainer.world_size > 1 and torch.distributed.is_initialized():
-            for buffer in self.model.buffers():
-                torch.distributed.broadcast(buffer, src=0)
+            models = [self.model] if self.ema_model is None else [self.model, self.ema_model]
+            for model in models:
+                for buffer in model.buffers():
+                    torch.distributed.broadcast(buffer, src=0)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        loss, log_probs = self._loss(batch)
+        loss, log_probs = self._loss(batch, self.eval_model)
         decoded = self.tokenizer.decode_batch(
             log_probs.float().cpu().numpy(), batch["input_lengths"].tolist()
         )
@@ -97,12 +130,8 @@ class CRNNSystem(L.LightningModule):
             start += n
         return out
 
-    def configure_optimizers(self) -> dict[str, Any]:
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=0.5, patience=self.hparams.plateau_patience
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
     def holding(self) -> bool:
         """Whether LR cuts and early stopping still wait: for `hold_steps` optimiser steps, and after that
@@ -117,15 +146,29 @@ class CRNNSystem(L.LightningModule):
         return not self.left_plateau and self.global_step < 4 * self.hparams.hold_steps
 
     def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking and float(self.val_cer.compute()) < PLATEAU_CER:
+        if self.trainer.sanity_checking:
+            return
+        if float(self.val_cer.compute()) < PLATEAU_CER:
             self.left_plateau = True
+        self._halve_lr_on_plateau(float(self.val_loss.compute()))
+
+    def _halve_lr_on_plateau(self, loss: float) -> None:
+        """Halve the LR when validation loss has not improved by 2% for `plateau_patience` steps (steps,
+        not epochs, so the rule means the same on 500 images as on 50,000)."""
+        step = self.global_step
+        if loss < self.best_loss * 0.98 or self.holding():
+            self.best_loss, self.best_step = min(loss, self.best_loss), step
+        elif step - self.best_step >= self.hparams.plateau_patience:
+            for group in self.trainer.optimizers[0].param_groups:
+                group["lr"] *= 0.5
+            self.best_step = step
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["left_plateau"] = self.left_plateau
+        checkpoint["lr_plateau"] = {"best_loss": self.best_loss, "best_step": self.best_step}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.left_plateau = bool(checkpoint.get("left_plateau", False))
-
-    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
-        if not self.holding():
-            scheduler.step(metric)
+        state = checkpoint.get("lr_plateau", {})
+        self.best_loss = float(state.get("best_loss", float("inf")))
+        self.best_step = int(state.get("best_step", 0))
