@@ -1,69 +1,60 @@
-"""Train with default settings on the shared real captcha sets and on held-out generated styles; record
-accuracy, time and speed.
+"""Train with default settings and measure accuracy on test images that no decision ever saw.
 
-    python benchmarks/accuracy.py                     # everything, then regenerates BENCHMARKS.md
-    python benchmarks/accuracy.py --only tii-digits   # one part: captcha-v2, tii-digits, or a style name
-    python benchmarks/accuracy.py --preset nano       # a candidate, recorded apart from the defaults
+    python benchmarks/accuracy.py                       # everything, then regenerates BENCHMARKS.md
+    python benchmarks/accuracy.py --only captcha-v2     # one part: a real set or a suite style
+    python benchmarks/accuracy.py --tuning tune-digit-strikes --set lr=2e-3   # a probe (never in BENCHMARKS.md)
 
-Real sets: `captcha-crnn train DATA` with no options, validated on the seeded 90/10 split that `train`
-makes (`split_validation(items, 0.1, seed)`: items sorted by path, shuffled with random.Random(seed), the
-first 10% held out). A 72-image split is noisy (one error is 1.4%), so besides the default seed 42 each set
-is trained again with `--seed 1`, `2` and `3` (a different split and initialisation each) and the mean is
-reported.
+Real sets (../shared/data): 3-fold. Images sorted by path, shuffled once with random.Random(0) and dealt
+into 3 folds; each fold in turn is the test set, and `train` sees only the other two (through a
+labels file), where it takes its own seeded 10% for validation, checkpoint choice, LR cuts and early
+stopping. Every image is a test image exactly once; the test images are never seen by training.
 
-Held-out styles: generated with the project's generator in styles it was never tuned on, trained with
-default settings on the training folder, and tested on fresh images from another seed. They are kept here
-and never used in tuning loops. Results go to benchmarks/results/accuracy.json (or accuracy-PRESET.json).
+Style suite (benchmarks/styles.py SUITE): each style's training set and 500 test images are drawn with
+different seeds, trained with default settings, tested on the 500. The suite is held out: tuning
+decisions use the TUNING styles (`--tuning NAME`), whose results go to results/tuning.json only.
+
+Every run is capped at --max-minutes (default 12, as in the issue that set the targets) and records its
+wall time, the epoch and time when validation CER first fell below 0.5 (CTC has left its blank plateau),
+epochs and the best epoch.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import platform
+import random
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from captcha_crnn import __version__
 from captcha_crnn.cli.main import _setup_logging
-from captcha_crnn.data.labels import collect
+from captcha_crnn.data.labels import LabelledImage, collect
 from captcha_crnn.data.synthetic import Style, generate
 from captcha_crnn.inference.evaluate import evaluate
 from captcha_crnn.inference.recognizer import Recognizer
-from captcha_crnn.model.presets import DEFAULT_PRESET
 from captcha_crnn.training.train import TrainOptions, train
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
+CACHE = Path(__file__).resolve().parent / ".cache" / "styles"
 sys.path.insert(0, str(RESULTS.parent))
 import report  # noqa: E402  (benchmarks/report.py)
+from styles import SUITE, TUNING  # noqa: E402  (benchmarks/styles.py)
 
 REAL = ("captcha-v2", "tii-digits")
-REPEAT_SEEDS = (1, 2, 3)
-# Styles the defaults were never tuned on: (style, training images, fresh test images).
-STYLES: dict[str, tuple[Style, int, int]] = {
-    "wide-colour": (
-        Style(
-            charset="abcdefghjkmnpqrstuvwxyz23456789",
-            length=(4, 8),
-            width=(200, 550),
-            height=80,
-            transparent=True,
-            noise_lines=(2, 5),
-        ),
-        3000,
-        500,
-    ),
-    "classic-alnum": (Style(charset="abcdefghjkmnpqrstuvwxyz23456789", length=(5, 6)), 2000, 500),
-}
+FOLDS = 3
+TEST_IMAGES = 500
+PLATEAU_CER = 0.5
 
 
 def machine() -> str:
@@ -78,136 +69,182 @@ def machine() -> str:
     return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}"
 
 
-def inference_speed(model_path: Path, files: list[Path]) -> dict[str, float]:
-    """PyTorch images/s in batches of 64: network only (pixels already stacked) and files to text."""
-    recognizer = Recognizer.load(model_path)
-    files = (files * (256 // len(files) + 1))[:256]
-    recognizer.predict(files[:64])  # warm-up
-    start = time.perf_counter()
-    recognizer.predict(files)
-    files_per_s = len(files) / (time.perf_counter() - start)
-    policy = recognizer.policy
-    width = policy.fixed_width or policy.max_width
-    batch = np.random.default_rng(0).random((64, 1, policy.height, width), dtype=np.float32)
-    backend = recognizer.backend
-    backend(batch)
-    start, n = time.perf_counter(), 0
-    while time.perf_counter() - start < 3:
-        backend(batch)
-        n += 64
+def folds(items: list[LabelledImage], k: int = FOLDS) -> list[list[LabelledImage]]:
+    order = sorted(items, key=lambda item: str(item.path))
+    random.Random(0).shuffle(order)
+    return [order[i::k] for i in range(k)]
+
+
+def curve(run_dir: Path) -> dict:
+    """From metrics.csv: epochs, when validation CER first fell below 0.5, and the best (lowest loss) epoch."""
+    with (run_dir / "metrics.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    left = next((r for r in rows if float(r["val_cer"]) < PLATEAU_CER), None)
+    best = min(rows, key=lambda r: float(r["val_loss"]))
     return {
-        "infer_files_per_second": round(files_per_s, 1),
-        "infer_network_per_second": round(n / (time.perf_counter() - start), 1),
-        "infer_input": f"{width}x{policy.height}",
+        "epochs": len(rows),
+        "best_epoch": int(best["epoch"]),
+        "plateau_epoch": int(left["epoch"]) if left else None,
+        "plateau_seconds": float(left["elapsed_s"]) if left else None,
+        "val_sequence_accuracy": float(best["val_seq_acc"]),
     }
 
 
-def train_and_measure(data: Path, out: Path, seed: int, preset: str) -> tuple[dict, Path]:
+def train_and_test(
+    data: Path,
+    labels: Path | None,
+    test: list[LabelledImage],
+    out: Path,
+    seed: int,
+    minutes: float,
+    overrides: dict,
+) -> dict:
+    opts = TrainOptions(data=data, labels=labels, out=out, seed=seed, max_time=minutes, progress=False)
+    for key, value in overrides.items():
+        setattr(opts, key, value)
     start = time.monotonic()
-    result = train(TrainOptions(data=data, out=out, seed=seed, preset=preset, progress=False))
+    result = train(opts)
     wall = time.monotonic() - start
-    epochs = len((result.run_dir / "metrics.csv").read_text().splitlines()) - 1
-    run_info = json.loads((result.run_dir / "run.json").read_text())
-    m = result.val_metrics
+    run_info = json.loads((out / "run.json").read_text())
+    m = evaluate(Recognizer.load(result.model_path), test)
     return {
         "seed": seed,
         "train_images": run_info["train_count"],
         "val_images": run_info["val_count"],
-        "sequence_accuracy": m["sequence_accuracy"],
-        "cer": m["cer"],
-        "epochs": epochs,
+        "test_images": len(test),
+        "test_sequence_accuracy": m.sequence_accuracy,
+        "test_cer": m.cer,
         "wall_seconds": round(wall, 1),
-        "train_images_per_second": round(run_info["train_count"] * epochs / result.seconds, 1),
-        "errors": [f"{Path(e['file']).name}: {e['label']} -> {e['prediction']}" for e in m["errors"]],
-    }, result.model_path
+        "input": run_info["input_policy"],
+        **curve(out),
+        "errors": [f"{Path(e['file']).name}: {e['label']} -> {e['prediction']}" for e in m.errors[:10]],
+    }
 
 
-def run_real(name: str, preset: str, seeds: list[int]) -> dict:
+def run_real(name: str, minutes: float, overrides: dict, only_folds: list[int] | None) -> dict:
     data = DATA / name
     if not data.is_dir():
         sys.exit(f"error: {data} not found (the shared data sets live beside the project)")
+    parts = folds(collect(data))
     runs = []
-    for seed in seeds:
+    for k in only_folds or range(FOLDS):
         with tempfile.TemporaryDirectory() as tmp:
-            row, model = train_and_measure(data, Path(tmp) / "run", seed, preset)
-            if seed == seeds[0]:
-                row.update(inference_speed(model, sorted(data.glob("*.png"))[:64]))
+            labels = Path(tmp) / "labels.csv"
+            with labels.open("w", newline="") as fh:
+                writer = csv.writer(fh)
+                for j, part in enumerate(parts):
+                    if j != k:
+                        writer.writerows((item.path.relative_to(data), item.label) for item in part)
+            row = train_and_test(data, labels, parts[k], Path(tmp) / "run", k, minutes, overrides)
+        row["fold"] = k
         print(json.dumps({k: v for k, v in row.items() if k != "errors"}), flush=True)
         runs.append(row)
     return {"dataset": name, "runs": runs, **summary(runs)}
 
 
-def run_style(name: str, preset: str, seed: int = 42) -> dict:
-    style, n_train, n_test = STYLES[name]
+def style_data(name: str, style: Style, n_train: int) -> tuple[Path, Path]:
+    """The style's training and test folders, generated once (different seeds) and cached."""
+    folder = CACHE / name
+    marker = folder / "style.json"
+    recipe = json.dumps({"style": repr(style), "train": n_train, "test": TEST_IMAGES})
+    if not marker.exists() or marker.read_text() != recipe:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        generate(folder / "train", n_train, style, seed=1000)
+        generate(folder / "test", TEST_IMAGES, style, seed=2000)
+        marker.write_text(recipe)
+    return folder / "train", folder / "test"
+
+
+def run_style(name: str, style: Style, n_train: int, minutes: float, overrides: dict, seed: int = 42) -> dict:
+    train_dir, test_dir = style_data(name, style, n_train)
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        generate(tmp / "train", n_train, style, seed=1000)
-        generate(tmp / "test", n_test, style, seed=2000)  # another seed: images the model never saw
-        row, model = train_and_measure(tmp / "train", tmp / "run", seed, preset)
-        test = evaluate(Recognizer.load(model), collect(tmp / "test"))
-        row.update(inference_speed(model, [Path(r["file"]) for r in test.records[:64]]))
-    row.update(
-        test_images=n_test,
-        test_sequence_accuracy=test.sequence_accuracy,
-        test_cer=test.cer,
-        errors=[f"{e['label']} -> {e['prediction']}" for e in test.errors[:8]],
-    )
+        row = train_and_test(train_dir, None, collect(test_dir), Path(tmp) / "run", seed, minutes, overrides)
     print(json.dumps({k: v for k, v in row.items() if k != "errors"}), flush=True)
-    return {"style": name, "description": describe(style, n_train, n_test), **row}
+    return {"style": name, "description": describe(style, n_train), **row}
 
 
-def describe(style: Style, n_train: int, n_test: int) -> str:
-    w = f"{style.width[0]}" if style.width[0] == style.width[1] else f"{style.width[0]}..{style.width[1]}"
-    length = (
-        f"{style.length[0]}" if style.length[0] == style.length[1] else f"{style.length[0]}-{style.length[1]}"
-    )
-    extras = (["colour text on transparent"] if style.transparent else []) + (
-        [f"{style.noise_lines[0]}-{style.noise_lines[1]} noise lines"] if style.noise_lines[1] else []
-    )
-    return (
-        f"{length} of {len(style.charset)} symbols, {w}x{style.height}"
-        + "".join(f", {e}" for e in extras)
-        + f"; {n_train} training, {n_test} fresh test images"
-    )
+def describe(style: Style, n_train: int) -> str:
+    w = f"{style.width[0]}" if style.width[0] == style.width[1] else f"{style.width[0]}-{style.width[1]}"
+    n = style.length
+    length = f"{n[0]}" if n[0] == n[1] else f"{n[0]}-{n[1]}"
+    look = style.look
+    what = f", {look.background} background, {look.colours} glyphs" if look is not None else ""
+    return f"{length} of {len(style.charset)} symbols, {w}x{style.height}{what}; {n_train} training images"
 
 
 def summary(runs: list[dict]) -> dict:
-    acc = [r["sequence_accuracy"] for r in runs]
+    acc = [r["test_sequence_accuracy"] for r in runs]
     return {
-        "mean_sequence_accuracy": statistics.mean(acc),
-        "min_sequence_accuracy": min(acc),
-        "mean_cer": statistics.mean(r["cer"] for r in runs),
+        "mean_test_sequence_accuracy": statistics.mean(acc),
+        "min_test_sequence_accuracy": min(acc),
+        "mean_test_cer": statistics.mean(r["test_cer"] for r in runs),
         "mean_wall_seconds": statistics.mean(r["wall_seconds"] for r in runs),
         "max_wall_seconds": max(r["wall_seconds"] for r in runs),
     }
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    names = {f.name for f in fields(TrainOptions)}
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in names:
+            sys.exit(f"error: --set {key}: not a TrainOptions field")
+        try:
+            out[key] = json.loads(value)  # numbers, true/false, lists
+        except ValueError:
+            out[key] = value
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", choices=[*REAL, *STYLES], action="append", help="run only these parts")
-    parser.add_argument("--preset", default=DEFAULT_PRESET, help="model preset (default: the default)")
-    parser.add_argument("--no-repeats", action="store_true", help="real sets: only the default seed 42")
+    parser.add_argument("--only", choices=[*REAL, *SUITE], action="append", help="run only these parts")
+    parser.add_argument("--tuning", choices=list(TUNING), action="append", help="a tuning style (probe)")
+    parser.add_argument("--folds", type=int, action="append", help="real sets: only these folds (0-2)")
+    parser.add_argument("--max-minutes", type=float, default=12.0, help="cap on each training run")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a probe's option")
     args = parser.parse_args()
     _setup_logging()
     logging.getLogger("captcha_crnn").setLevel(logging.WARNING)
-    name = "accuracy" if args.preset == DEFAULT_PRESET else f"accuracy-{args.preset}"
-    out = RESULTS / f"{name}.json"
+    overrides = parse_overrides(args.set)
+    if args.tuning or overrides or args.folds:  # probes: kept apart from the reported defaults
+        out = RESULTS / "tuning.json"
+        log = json.loads(out.read_text()) if out.exists() else []
+        for part in args.tuning or args.only or []:
+            print(f"probe {part} {overrides} ...", flush=True)
+            if part in REAL:
+                result = run_real(part, args.max_minutes, overrides, args.folds)
+            else:
+                style, n = (TUNING | SUITE)[part]
+                result = run_style(part, style, n, args.max_minutes, overrides)
+            log.append(
+                {"part": part, "overrides": overrides, "date": time.strftime("%Y-%m-%d %H:%M"), **result}
+            )
+            out.write_text(json.dumps(log, indent=1))
+        return
+    out = RESULTS / "accuracy.json"
     previous = json.loads(out.read_text()) if out.exists() else {}
-    if "real" not in previous:
-        previous = {"real": {}, "styles": {}}
-    seeds = [42] if args.no_repeats else [42, *REPEAT_SEEDS]
-    for part in args.only or [*REAL, *STYLES]:
-        print(f"training on {part} ({args.preset}) ...", flush=True)
+    if "suite" not in previous:
+        previous = {"real": {}, "suite": {}}
+    for part in args.only or [*REAL, *SUITE]:
+        print(f"training on {part} ...", flush=True)
         if part in REAL:
-            previous["real"][part] = run_real(part, args.preset, seeds)
+            previous["real"][part] = run_real(part, args.max_minutes, {}, None)
         else:
-            previous["styles"][part] = run_style(part, args.preset)
+            style, n = SUITE[part]
+            previous["suite"][part] = run_style(part, style, n, args.max_minutes, {})
         previous.update(
-            preset=args.preset, machine=machine(), version=__version__, date=time.strftime("%Y-%m-%d")
+            machine=machine(),
+            version=__version__,
+            date=time.strftime("%Y-%m-%d"),
+            max_minutes=args.max_minutes,
         )
-        report.save(name, previous)  # after each part, so a long run keeps what it measured
+        report.save("accuracy", previous)  # after each part, so a long run keeps what it measured
 
 
 if __name__ == "__main__":

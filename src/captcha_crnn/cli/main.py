@@ -146,9 +146,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--patience",
         type=int,
-        default=1000,
+        default=600,
         metavar="STEPS",
-        help="stop after this many optimiser steps without a 2%% lower validation loss (default: 1000)",
+        help="stop after this many optimiser steps without a 2%% lower validation loss (default: 600)",
     )
     g.add_argument(
         "--no-augment",

@@ -28,7 +28,7 @@ class CRNNSystem(L.LightningModule):
         input_policy: dict[str, int],
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
-        plateau_patience: int = 400,
+        plateau_patience: int = 200,
         augment: bool = True,
         hold_steps: int = 0,
         warmup_steps: int = 0,

@@ -52,9 +52,9 @@ class TrainOptions:
     max_time: float | None = None  # minutes
     # Patience in optimiser steps, not epochs, so it means the same on 500 images as on 50,000: stop after
     # `patience` steps without a 2% better validation loss, halve the LR after `plateau_patience`.
-    patience: int = 1000
+    patience: int = 600
     augment: bool = True
-    plateau_patience: int = 400
+    plateau_patience: int = 200
     min_steps: int = 500  # no LR cuts or early stopping before this, nor before CTC leaves its blank plateau
     warmup_steps: int = 100  # the LR rises linearly to `lr` over these first steps
     ema: bool = True  # validate, select and save an exponential moving average of the weights

@@ -1,0 +1,231 @@
+"""Held-out captcha styles drawn with `captcha_crnn.data.looks`, for benchmarks and tuning.
+
+`SUITE` holds the benchmark's styles, `TUNING` three others, used only to make tuning decisions so that
+the suite stays held out. Each entry is (style, number of training images). Across the suite: wide and
+narrow images, lengths 3-10 and variable lengths, 10 to 62 classes, colour glyphs on transparent,
+gradient and textured backgrounds, equiluminant colours, heavy dots and strike lines, rotation and
+warping, touching glyphs, serif and sans fonts.
+
+Fonts: "droid-mono" comes with the `captcha` package; dejavu-sans, -sans-bold, -serif, -serif-bold and
+-mono with the Debian package fonts-dejavu-core; dejavu-sans-oblique, -serif-italic, -condensed-bold
+and -serif-condensed with fonts-dejavu-extra.
+"""
+
+from __future__ import annotations
+
+import string
+
+from captcha_crnn.data.looks import Look
+from captcha_crnn.data.synthetic import DIGITS, Style
+
+LOWER_ALNUM = string.ascii_lowercase + DIGITS
+UPPER = string.ascii_uppercase
+
+SUITE: dict[str, tuple[Style, int]] = {
+    # imitates a real set: 4-8 lower-case letters and digits, 140-770 x 80, separated colour glyphs on
+    # a transparent background, 2-3 thin lines
+    "wide-transparent": (
+        Style(
+            charset=LOWER_ALNUM,
+            length=(4, 8),
+            width=(140, 770),
+            height=80,
+            look=Look(
+                fonts=("dejavu-sans", "dejavu-sans-bold"),
+                background="transparent",
+                colours="multi",
+                size=(0.45, 0.6),
+                rotation=12,
+                baseline=0.04,
+                spacing=(0.4, 1.2),
+                strike_lines=(2, 3),
+                line_width=(1, 1),
+            ),
+        ),
+        4000,
+    ),
+    # small narrow images (100x32), 10 classes, 3-6 digits with dots and a little blur
+    "narrow-digits": (
+        Style(
+            length=(3, 6),
+            width=(100, 100),
+            height=32,
+            look=Look(
+                fonts=("dejavu-mono", "droid-mono"),
+                size=(0.6, 0.75),
+                rotation=8,
+                spacing=(0.0, 0.15),
+                dots=0.03,
+                blur=0.6,
+            ),
+        ),
+        2000,
+    ),
+    # 62 case-sensitive classes: serif and dotted-zero mono fonts, one size, a shared baseline
+    "case-sensitive-62": (
+        Style(
+            charset=string.ascii_letters + DIGITS,
+            length=(5, 7),
+            width=(210, 210),
+            height=64,
+            look=Look(
+                fonts=("dejavu-serif", "dejavu-serif-bold", "dejavu-mono"),
+                size=(0.55, 0.58),
+                rotation=5,
+                baseline=0.015,
+                spacing=(0.1, 0.3),
+            ),
+        ),
+        5000,
+    ),
+    # equiluminant: glyphs differ from the textured background in hue only; the grey image hides them
+    "equiluminant": (
+        Style(
+            charset=UPPER,
+            length=(5, 5),
+            width=(180, 180),
+            height=60,
+            look=Look(
+                fonts=("dejavu-sans-bold",),
+                background="texture",
+                colours="equiluminant",
+                size=(0.6, 0.75),
+                rotation=10,
+            ),
+        ),
+        3000,
+    ),
+    # heavy clutter: 12% of pixels dotted, 3-5 strike lines and 1-2 arcs in the digits' own colours
+    "dots-and-strikes": (
+        Style(
+            length=(4, 6),
+            width=(170, 170),
+            height=60,
+            look=Look(
+                fonts=("dejavu-sans",),
+                colours="random",
+                rotation=10,
+                dots=0.12,
+                strike_lines=(3, 5),
+                line_width=(1, 3),
+                arcs=(1, 2),
+            ),
+        ),
+        3000,
+    ),
+    # strong rotation (30 degrees), sine warp and blur; multicolour glyphs on a gradient, oblique + serif
+    "warped-rotated": (
+        Style(
+            charset=string.ascii_lowercase,
+            length=(5, 7),
+            width=(220, 220),
+            height=70,
+            look=Look(
+                fonts=("dejavu-sans-oblique", "dejavu-serif"),
+                background="gradient",
+                colours="multi",
+                rotation=30,
+                baseline=0.05,
+                warp=0.08,
+                blur=1.0,
+            ),
+        ),
+        4000,
+    ),
+    # touching, overlapping glyphs (gaps of -25% to -5%) in condensed serif and sans, 24 classes
+    "touching": (
+        Style(
+            charset="ACDEFHJKLMNPRTUVXY346789",
+            length=(5, 6),
+            width=(170, 170),
+            height=56,
+            look=Look(
+                fonts=("dejavu-serif-condensed", "dejavu-condensed-bold"),
+                background="white",
+                size=(0.6, 0.75),
+                rotation=8,
+                spacing=(-0.25, -0.05),
+                blur=0.5,
+            ),
+        ),
+        4000,
+    ),
+    # long labels (8-10 hex characters, 16 classes): hollow light glyphs on a dark background
+    "long-hollow": (
+        Style(
+            charset="0123456789abcdef",
+            length=(8, 10),
+            width=(300, 300),
+            height=60,
+            look=Look(
+                fonts=("dejavu-mono",),
+                background="dark",
+                colours="light",
+                size=(0.55, 0.65),
+                rotation=6,
+                spacing=(0.0, 0.15),
+                outline=True,
+            ),
+        ),
+        3000,
+    ),
+    # short fixed length 3, 36 classes: random-colour glyphs with shadows on a smooth textured background
+    "short-shadow": (
+        Style(
+            charset=UPPER + DIGITS,
+            length=(3, 3),
+            width=(120, 120),
+            height=48,
+            look=Look(
+                fonts=("dejavu-sans-bold", "dejavu-serif-bold"),
+                background="texture",
+                colours="random",
+                rotation=15,
+                shadow=True,
+                blur=0.6,
+            ),
+        ),
+        2000,
+    ),
+}
+
+TUNING: dict[str, tuple[Style, int]] = {
+    # 5 multicolour lower-case letters and digits on a gradient
+    "tune-multicolour-gradient": (
+        Style(
+            charset=LOWER_ALNUM,
+            length=(5, 5),
+            width=(180, 180),
+            height=60,
+            look=Look(fonts=("dejavu-sans-bold",), background="gradient", colours="multi", rotation=15),
+        ),
+        3000,
+    ),
+    # 4-5 digits crossed by 4-6 thick lines and curves
+    "tune-digit-strikes": (
+        Style(
+            length=(4, 5),
+            width=(150, 150),
+            height=50,
+            look=Look(fonts=("droid-mono",), rotation=10, strike_lines=(4, 6), line_width=(2, 3)),
+        ),
+        3000,
+    ),
+    # wide transparent images of upper-case letters and digits in serif and italic serif
+    "tune-wide-serif": (
+        Style(
+            charset=UPPER + DIGITS,
+            length=(4, 7),
+            width=(200, 500),
+            height=70,
+            look=Look(
+                fonts=("dejavu-serif", "dejavu-serif-italic"),
+                background="transparent",
+                colours="random",
+                rotation=12,
+                spacing=(0.2, 0.6),
+            ),
+        ),
+        3000,
+    ),
+}

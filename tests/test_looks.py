@@ -1,0 +1,151 @@
+"""The Pillow renderer (data/looks.py) and Style's use of it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from captcha_crnn.data import looks
+from captcha_crnn.data.looks import BACKGROUNDS, COLOURS, Look, draw, layers
+from captcha_crnn.data.synthetic import Renderer, Style, generate
+from captcha_crnn.errors import CaptchaCrnnError
+
+BUSY = Look(
+    fonts=("dejavu-sans", "dejavu-serif-bold", "droid-mono"),
+    background="gradient",
+    colours="multi",
+    rotation=20,
+    baseline=0.05,
+    warp=0.06,
+    blur=1.0,
+    strike_lines=(1, 3),
+    arcs=(1, 1),
+    dots=0.05,
+    outline=True,
+    shadow=True,
+)
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image)
+
+
+def test_same_seed_same_pixels_and_other_seeds_differ() -> None:
+    first = draw(BUSY, "Ab3xQ", 200, 60, random.Random(5))
+    again = draw(BUSY, "Ab3xQ", 200, 60, random.Random(5))
+    other = draw(BUSY, "Ab3xQ", 200, 60, random.Random(6))
+    assert np.array_equal(pixels(first), pixels(again))
+    assert not np.array_equal(pixels(first), pixels(other))
+
+
+@pytest.mark.parametrize("background", BACKGROUNDS)
+@pytest.mark.parametrize("colours", COLOURS)
+def test_every_background_and_colour_mode_gives_the_requested_size_and_mode(background, colours) -> None:
+    if colours == "equiluminant" and background in ("white", "transparent"):
+        with pytest.raises(CaptchaCrnnError, match="coloured background"):
+            Look(background=background, colours=colours)
+        return
+    look = Look(fonts=("dejavu-sans",), background=background, colours=colours, rotation=10, warp=0.05)
+    image = draw(look, "k7Wq", 173, 47, random.Random(1))
+    assert image.size == (173, 47)
+    assert image.mode == ("RGBA" if background == "transparent" else "RGB")
+    if background == "transparent":
+        alpha = pixels(image)[..., 3]
+        assert alpha.min() == 0 and alpha.max() == 255  # clear background, opaque glyphs
+    else:
+        assert pixels(image).std() > 5  # the glyphs show
+
+
+@pytest.mark.parametrize("background", ["mid", "texture", "gradient", "light"])
+def test_equiluminant_glyphs_differ_in_hue_not_brightness(background) -> None:
+    """Under the glyphs, the grey ("L") image hardly changes while the colour image changes a lot; a
+    glyph colour picked at random would change the grey image about as much as the colour one."""
+    look = Look(fonts=("dejavu-sans-bold",), background=background, colours="equiluminant", rotation=10)
+    for seed in range(3):
+        background_image, text, _ = layers(look, "HWKEM", 180, 60, random.Random(seed))
+        inside = pixels(text)[..., 3] == 255
+        assert inside.mean() > 0.05  # glyph pixels to measure
+        combined = Image.alpha_composite(background_image.convert("RGBA"), text).convert("RGB")
+        grey_change = np.abs(
+            pixels(combined.convert("L")).astype(int) - pixels(background_image.convert("L")).astype(int)
+        )[inside]
+        rgb_change = np.abs(pixels(combined).astype(int) - pixels(background_image).astype(int))[inside]
+        assert grey_change.max() <= 2, background
+        assert rgb_change.sum(axis=1).mean() > 60, background  # a hue change that people see
+
+
+def test_equiluminant_step_keeps_luminance_and_moves_far() -> None:
+    rng = random.Random(0)
+    for colour in [(128, 128, 128), (200, 80, 40), (40, 160, 220), (230, 230, 210)]:
+        low = high = np.array(colour, dtype=float)
+        step = looks.equiluminant_step(low, high, rng)
+        moved = np.array(colour) + step
+        assert abs(looks.luminance(moved) - looks.luminance(colour)) < 1e-6
+        assert moved.min() >= -1e-9 and moved.max() <= 255 + 1e-9
+        assert np.abs(step).sum() > 40
+
+
+def test_dark_glyphs_on_a_light_background_have_contrast() -> None:
+    """The same measure as the equiluminant test, on glyphs that do change brightness: it can fail."""
+    background_image, text, _ = layers(Look(fonts=("dejavu-sans-bold",)), "HWKEM", 180, 60, random.Random(0))
+    inside = pixels(text)[..., 3] == 255
+    combined = Image.alpha_composite(background_image.convert("RGBA"), text).convert("L")
+    change = np.abs(pixels(combined).astype(int) - pixels(background_image.convert("L")).astype(int))
+    assert change[inside].mean() > 100
+
+
+def test_unknown_font_is_a_one_line_error() -> None:
+    with pytest.raises(CaptchaCrnnError) as caught:
+        Look(fonts=("dejavu-sans", "comic-sans"))
+    assert "comic-sans" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_missing_font_file_names_the_debian_package(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(looks, "FONT_DIR", tmp_path)
+    looks.font_path.cache_clear()
+    try:
+        with pytest.raises(CaptchaCrnnError, match="fonts-dejavu-extra") as caught:
+            draw(Look(fonts=("dejavu-condensed",)), "12", 60, 30, random.Random(0))
+        assert "\n" not in str(caught.value)
+    finally:
+        looks.font_path.cache_clear()
+
+
+def test_bad_look_values_are_rejected() -> None:
+    for bad in [{"background": "plaid"}, {"spacing": (-0.6, 0.0)}, {"size": (0.8, 0.5)}, {"dots": -1.0}]:
+        with pytest.raises(CaptchaCrnnError):
+            Look(**bad)
+
+
+def test_style_round_trips_through_asdict_and_json() -> None:
+    style = Style(charset="abc123", length=(3, 7), width=(120, 300), height=50, noise_lines=(1, 2), look=BUSY)
+    data = asdict(style)
+    assert Style.from_dict(data) == style
+    assert Style.from_dict(json.loads(json.dumps(data))) == style
+    assert Style.from_dict(asdict(Style())) == Style()
+    with pytest.raises(CaptchaCrnnError, match="colour"):
+        Style.from_dict({**data, "colour": 1})
+
+
+def test_renderer_uses_the_look_and_keeps_noise_lines() -> None:
+    style = Style(width=(120, 160), height=40, noise_lines=(2, 2), look=Look(background="transparent"))
+    label, image = Renderer(style, 3).sample()
+    assert image.mode == "RGBA" and 120 <= image.width <= 160 and image.height == 40
+    again = Renderer(style, 3).sample()
+    assert again[0] == label and np.array_equal(pixels(again[1]), pixels(image))
+
+
+def test_generate_a_folder_with_a_look(tmp_path: Path) -> None:
+    look = Look(fonts=("dejavu-serif",), background="texture", colours="random", strike_lines=(1, 2))
+    labels = generate(tmp_path / "set", 5, Style(length=(3, 5), look=look), seed=2)
+    rows = list(csv.DictReader(labels.open()))
+    assert len(rows) == 5 and len(list((tmp_path / "set").glob("*.png"))) == 5
+    for row in rows:
+        assert Image.open(tmp_path / "set" / row["file"]).size[1] == 60 and 3 <= len(row["label"]) <= 5
