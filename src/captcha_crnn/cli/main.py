@@ -551,13 +551,18 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="generate captchas, train, and evaluate on fresh ones: no data needed",
         description="Generate a training set and a fresh test set of 4-digit captchas, train "
-        "the default model (about 5 minutes on 2 CPU cores) and evaluate it.",
+        "the default model until validation loss stops improving (a few minutes on 2 CPU cores) and "
+        "evaluate it.",
     )
     p.add_argument("--out", type=Path, metavar="DIR", help="demo folder (default: runs/demo-<timestamp>)")
     p.add_argument("--train-count", type=int, default=6000, help="training images (default: 6000)")
     p.add_argument("--test-count", type=int, default=500, help="fresh test images (default: 500)")
     p.add_argument(
-        "--max-time", type=float, default=4.5, metavar="MINUTES", help="training time limit (default: 4.5)"
+        "--max-time",
+        type=float,
+        default=10,
+        metavar="MINUTES",
+        help="a cap on training time; training normally stops earlier, on convergence (default: 10)",
     )
     p.add_argument("--seed", type=int, default=42, help="seed for data and training (default: 42)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")

@@ -204,6 +204,7 @@ def train(opts: TrainOptions) -> TrainResult:
             "charset": charset,
             "input_policy": policy.to_dict(),
             "model_config": model_config,
+            "choices": data.choices,
             "options": {k: _jsonable(v) for k, v in asdict(opts).items()},
             "train_count": len(train_data),  # type: ignore[arg-type]
             "val_count": len(val_set),
@@ -223,6 +224,8 @@ def train(opts: TrainOptions) -> TrainResult:
             _describe_policy(policy),
             run,
         )
+        if data.choices and not saved:
+            log.info("chosen from the data: %s", "; ".join(f"{k} {v}" for k, v in data.choices.items()))
 
     L.seed_everything(opts.seed, workers=True, verbose=False)
     datamodule = CaptchaDataModule(train_data, val_set, policy, opts.batch_size, opts.seed, workers)  # type: ignore[arg-type]
@@ -323,6 +326,7 @@ class _Data:
     policy: InputPolicy
     model_config: dict[str, Any]
     tokenizer: CTCTokenizer
+    choices: dict[str, str]  # what the defaults chose from the data, and why (run.json; one log line)
 
 
 def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
@@ -350,9 +354,11 @@ def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
         )
         if opts.synthetic_style and train_images and not opts.charset:  # draw DATA's characters
             style = replace(style, charset=_style_like(train_images, None).charset)
+    choices: dict[str, str] = {}
     if saved:
         charset, policy = saved["charset"], InputPolicy.from_dict(saved["input_policy"])
         model_config = saved["model_config"]
+        choices = saved.get("choices", {})
     else:
         if opts.charset:
             charset = opts.charset
@@ -362,7 +368,8 @@ def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
         sizes = [img.size for img in train_images]
         if style is not None and not train_images:
             sizes = [(style.width[0], style.height), (style.width[1], style.height)]
-        policy = _policy(opts, sizes, _channels(opts, train_images, style))
+        channels, choices["input"] = _channels(opts, train_images, style)
+        policy = _policy(opts, sizes, channels)
         model_config = config_from_preset(
             opts.preset, len(charset) + 1, policy.height, opts.rnn, policy.channels
         ).to_dict()
@@ -371,7 +378,15 @@ def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
         val_images = _generated_validation(style, opts.seed, max(200, min(2000, opts.synthetic // 10)))
         val_generated = True
     return _Data(
-        train_images, val_images, val_generated, style, charset, policy, model_config, CTCTokenizer(charset)
+        train_images,
+        val_images,
+        val_generated,
+        style,
+        charset,
+        policy,
+        model_config,
+        CTCTokenizer(charset),
+        choices,
     )
 
 
@@ -431,7 +446,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _channels(opts: TrainOptions, images: list, style: Style | None) -> int:
+def _channels(opts: TrainOptions, images: list, style: Style | None) -> tuple[int, str]:
     """3 (colour input) when any training image has colour, else 1; `--channels` decides when given.
 
     Glyphs often differ from their background in hue more than in brightness; a grey conversion then
@@ -443,7 +458,7 @@ def _channels(opts: TrainOptions, images: list, style: Style | None) -> int:
     if opts.channels is not None:
         if opts.channels not in (1, 3):
             raise CaptchaCrnnError(f"--channels must be 1 (grey) or 3 (colour), got {opts.channels}")
-        return opts.channels
+        return opts.channels, "colour (--channels 3)" if opts.channels == 3 else "grey (--channels 1)"
     sample = [img for img in images if img.pixels is not None]
     if sample:
         colour = any(img.pixels.ndim == 3 for img in sample)
@@ -453,7 +468,9 @@ def _channels(opts: TrainOptions, images: list, style: Style | None) -> int:
     if style is not None and not colour:
         renderer = Renderer(style, 0)
         colour = any(to_pixels(renderer.sample()[1]).ndim == 3 for _ in range(20))
-    return 3 if colour else 1
+    if colour:
+        return 3, "colour: the training images have colour, and hue may be all that separates a glyph"
+    return 1, "grey: no training image has colour"
 
 
 def _policy(opts: TrainOptions, sizes: list[tuple[int, int]], channels: int) -> InputPolicy:
