@@ -95,11 +95,46 @@ def test_resume_continues_the_run(tmp_path, captcha_dir):
     assert main([*args, "--max-epochs", "2", "--resume"]) == 0
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert float(rows[1]["elapsed_s"]) > float(rows[0]["elapsed_s"])  # the clock continues after a resume
     keep = tmp_path / "run" / "mine.txt"
     keep.write_text("user file")
+    mine = run / "checkpoints" / "mine.ckpt"
+    mine.write_text("a user's own file among the checkpoints")
     assert main([*args, "--max-epochs", "1", "--force"]) == 0
     assert keep.read_text() == "user file"  # --force replaces only what a run writes
+    assert mine.exists()
     assert len(list(csv.DictReader((run / "metrics.csv").open()))) == 1
+
+
+def test_force_with_a_mistyped_data_folder_keeps_the_old_run(trained_run, tmp_path, capsys):
+    before = {p: p.read_bytes() for p in trained_run.rglob("*") if p.is_file()}
+    code = main(["train", str(tmp_path / "no-such-folder"), "--out", str(trained_run), "--force"])
+    assert code == 2 and "no-such-folder" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in trained_run.rglob("*") if p.is_file()} == before
+
+
+def test_resume_uses_the_recorded_split_and_refuses_a_conflicting_one(tmp_path, captcha_dir, capsys):
+    run = tmp_path / "run"
+    args = ["-q", "train", str(captcha_dir), "--out", str(run), "--batch-size", "16", "--no-progress"]
+    assert main([*args, "--max-epochs", "1", "--seed", "5", "--val-split", "0.25"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--max-epochs", "2", "--resume", "--seed", "6"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [f"error: {run}: was trained with --seed 5; resume without --seed 6"]
+    assert main([*args, "--max-epochs", "2", "--resume"]) == 0  # the recorded seed and split
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [r["val_images"] for r in rows] == ["12", "12"]  # 25% of 48, both epochs
+
+
+def test_resume_without_run_json_is_one_line(tmp_path, captcha_dir, capsys):
+    run = tmp_path / "run"
+    args = ["-q", "train", str(captcha_dir), "--out", str(run), "--batch-size", "16", "--no-progress"]
+    assert main([*args, "--max-epochs", "1"]) == 0
+    (run / "run.json").unlink()
+    capsys.readouterr()
+    assert main([*args, "--max-epochs", "2", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {run / 'run.json'}: missing or damaged, so the run cannot be resumed"
 
 
 def test_stem_labels_and_label_pattern_train(tmp_path, stem_dir):

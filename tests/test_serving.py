@@ -1,6 +1,7 @@
 """The HTTP service through FastAPI's test client: every endpoint and every hostile input."""
 
 import io
+import json
 import tempfile
 
 import numpy as np
@@ -120,6 +121,48 @@ def test_bad_requests_are_json_errors(client, images):
     assert response.status_code == 400 and "exactly one" in response.json()["detail"]
     assert client.get("/nope").json()["detail"]
     assert_still_serving(client, images[0])
+
+
+@pytest.mark.parametrize("count", [65, 66, 200])
+def test_any_batch_over_the_limit_gets_the_same_413(client, count):
+    """The multipart parser's file limit and the batch limit must give one answer, not 413 or 400."""
+    files = [("files", (f"{i}.png", b"x")) for i in range(count)]
+    response = client.post("/v1/recognize/batch", files=files)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "at most 64 images per batch"}
+
+
+def test_a_batch_at_the_limit_is_read(client):
+    files = [("files", (f"{i}.png", b"x")) for i in range(64)]
+    response = client.post("/v1/recognize/batch", files=files)
+    assert response.status_code == 415 and "0.png" in response.json()["detail"]  # decoded, not refused
+
+
+@pytest.mark.parametrize("count", [0, 2, 70])
+def test_recognize_wants_exactly_one_file_whatever_the_count(client, images, count):
+    files = [("file", (f"{i}.png", images[0].read_bytes())) for i in range(count)]
+    response = client.post("/v1/recognize", files=files or {"note": (None, "no file")})
+    assert response.status_code == 400
+    assert response.json() == {"detail": "send exactly one image file, or the image as the raw request body"}
+
+
+def test_openapi_shows_what_each_route_returns(client):
+    spec = client.get("/openapi.json").json()
+
+    def returns(path, method, status):
+        return json.dumps(spec["paths"][path][method]["responses"][status]["content"]["application/json"])
+
+    assert "#/components/schemas/Recognition" in returns("/v1/recognize", "post", "200")
+    assert "#/components/schemas/BatchItem" in returns("/v1/recognize/batch", "post", "200")
+    assert "#/components/schemas/ModelInfo" in returns("/v1/model", "get", "200")
+    assert "#/components/schemas/Health" in returns("/healthz", "get", "200")
+    assert "#/components/schemas/Health" in returns("/healthz", "get", "503")
+    for status in ("400", "413", "415", "422", "500", "503", "504"):
+        assert "#/components/schemas/Error" in returns("/v1/recognize", "post", status)
+        assert "#/components/schemas/Error" in returns("/v1/recognize/batch", "post", status)
+    schemas = spec["components"]["schemas"]
+    assert {"text", "confidence", "elapsed_ms"} <= set(schemas["Recognition"]["properties"])
+    assert {"charset", "input", "model_file", "version", "limits"} <= set(schemas["ModelInfo"]["properties"])
 
 
 def test_uploads_are_never_spooled_to_disk(client, monkeypatch):

@@ -422,6 +422,24 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         default=4096 * 4096,
         help="largest image in pixels, a decompression-bomb guard (default: 16777216)",
     )
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=512,
+        help="images waiting for the model, per worker; more get 503 with Retry-After (default: 512)",
+    )
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="a request not answered in this time gets 504 (default: 30)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="inference threads per worker (default: CPU cores / workers, at least 1)",
+    )
     p.set_defaults(func=_cmd_serve)
 
 
@@ -431,14 +449,27 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from captcha_crnn.inference.recognizer import Recognizer
+    from captcha_crnn.serving.threads import threads_per_worker
 
     Recognizer.load(args.model)  # a bad MODEL is one clear line here, not a traceback in each worker
-    if args.workers < 1:
-        raise CaptchaCrnnError(f"--workers must be at least 1, got {args.workers}")
+    threads = threads_per_worker(args.workers) if args.threads is None else args.threads
+    counts = {"--workers": args.workers, "--max-queue": args.max_queue, "--threads": threads}
+    for option, value in counts.items():
+        if value < 1:
+            raise CaptchaCrnnError(f"{option} must be at least 1, got {value}")
+    if args.request_timeout <= 0:
+        raise CaptchaCrnnError(f"--request-timeout must be positive, got {args.request_timeout}")
     os.environ["CAPTCHA_CRNN_MODEL"] = str(args.model)
     os.environ["CAPTCHA_CRNN_MAX_BODY"] = str(int(args.max_body_mb * 1024 * 1024))
     os.environ["CAPTCHA_CRNN_MAX_PIXELS"] = str(args.max_pixels)
-    print(f"serving {args.model} on http://{args.host}:{args.port}/ (docs at /docs)", file=sys.stderr)
+    os.environ["CAPTCHA_CRNN_MAX_QUEUE"] = str(args.max_queue)
+    os.environ["CAPTCHA_CRNN_REQUEST_TIMEOUT"] = str(args.request_timeout)
+    os.environ["CAPTCHA_CRNN_THREADS"] = str(threads)
+    print(
+        f"serving {args.model} on http://{args.host}:{args.port}/ with {args.workers} worker(s) x "
+        f"{threads} inference thread(s) (docs at /docs)",
+        file=sys.stderr,
+    )
     uvicorn.run(
         "captcha_crnn.serving.app:app_from_env",
         factory=True,

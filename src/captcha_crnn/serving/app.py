@@ -1,46 +1,49 @@
 """FastAPI app: /v1/recognize, /v1/recognize/batch, /v1/model, /healthz, and a web page at /.
 
 Hostile input is answered, never crashes the worker: bodies over the limit get 413 (before they are read
-in full), files that are not images or in another format 415, truncated images and images over the pixel
-limit 422, always as JSON `{"detail": message}`. Uploaded bytes stay in memory: nothing is written to disk.
-Inference runs in a thread off the event loop, one network call at a time per worker; requests that
-arrive while a call runs are batched into the next one (natural micro-batching: no added wait when idle,
-one batched forward pass under load).
+in full), and so do batches over the image limit; files that are not images or in another format 415,
+truncated images and images over the pixel limit 422, always as JSON `{"detail": message}`. Uploaded
+bytes stay in memory: nothing is written to disk. Inference runs in a thread off the event loop through
+the micro-batcher (batcher.py), which also answers 503 when its queue is full or it has stopped, 504 when
+a request waits too long and 500 when the model fails, so that no request hangs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from captcha_crnn import __version__
-from captcha_crnn.data.images import IMAGE_FORMATS
-from captcha_crnn.errors import ImageError, UnsupportedImageError
 from captcha_crnn.inference.recognizer import Recognizer
+from captcha_crnn.serving.batcher import ApiError, MicroBatcher
+from captcha_crnn.serving.limits import ServeLimits
 from captcha_crnn.serving.page import PAGE
+from captcha_crnn.serving.schemas import (
+    BatchItem,
+    Health,
+    ModelInfo,
+    ModelInput,
+    ModelLimits,
+    Recognition,
+    error_responses,
+)
+from captcha_crnn.serving.threads import limit_threads
+
+__all__ = ["ServeLimits", "app_from_env", "create_app"]
 
 MODEL_ENV = "CAPTCHA_CRNN_MODEL"
-
-
-@dataclass(frozen=True)
-class ServeLimits:
-    max_body_bytes: int = 2 * 1024 * 1024
-    max_pixels: int = 4096 * 4096
-    max_batch: int = 64  # images in one /batch request
-    max_queue_batch: int = 64  # images in one forward pass across concurrent requests
+THREADS_ENV = "CAPTCHA_CRNN_THREADS"
+TOO_MANY_FILES = "Too many files"  # how Starlette's multipart parser words a max_files refusal
 
 
 class BodyTooLarge(Exception):
@@ -95,17 +98,6 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-def _status_for(exc: ImageError) -> int:
-    """415 when it is not an image we read; 422 when it is one but damaged or over the pixel limit."""
-    return 415 if isinstance(exc, UnsupportedImageError) else 422
-
-
 IMAGE_BODY = {
     "content": {
         "multipart/form-data": {
@@ -130,157 +122,88 @@ BATCH_BODY = {
 }
 
 
-@dataclass
-class Job:
-    items: list[tuple[str, bytes]]
-    future: asyncio.Future = field(repr=False)
-    started: float = field(default_factory=time.perf_counter)
-
-
-class MicroBatcher:
-    """One consumer task: takes every job queued so far (up to `max_images`), runs them through the
-    network in one thread call, and answers each job's future with its results or its own error."""
-
-    def __init__(self, recognizer: Recognizer, limits: ServeLimits) -> None:
-        self.recognizer, self.limits = recognizer, limits
-        self.queue: asyncio.Queue[Job] = asyncio.Queue()
-
-    async def submit(self, items: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
-        job = Job(items, asyncio.get_running_loop().create_future())
-        await self.queue.put(job)
-        return await job.future
-
-    async def run(self) -> None:
-        while True:
-            jobs = [await self.queue.get()]
-            size = len(jobs[0].items)
-            while not self.queue.empty() and size < self.limits.max_queue_batch:
-                jobs.append(self.queue.get_nowait())
-                size += len(jobs[-1].items)
-            outcomes = await anyio.to_thread.run_sync(self._process, jobs)
-            done = time.perf_counter()
-            for job, outcome in zip(jobs, outcomes):
-                if job.future.done():  # the client went away
-                    continue
-                if isinstance(outcome, Exception):
-                    job.future.set_exception(outcome)
-                else:
-                    elapsed = round((done - job.started) * 1000, 3)
-                    job.future.set_result([{**r, "elapsed_ms": elapsed} for r in outcome])
-
-    def _process(self, jobs: list[Job]) -> list[list[dict[str, Any]] | Exception]:
-        """In a worker thread: decode each job's images (a bad one fails only its job), then one forward
-        pass for all of them."""
-        outcomes: list[list[dict[str, Any]] | Exception] = []
-        pixels, owners = [], []
-        for index, job in enumerate(jobs):
-            try:
-                decoded = [
-                    self.recognizer.preprocess(data, name, self.limits.max_pixels, IMAGE_FORMATS)
-                    for name, data in job.items
-                ]
-            except ImageError as exc:
-                outcomes.append(ApiError(_status_for(exc), str(exc)))
-                continue
-            outcomes.append([])
-            pixels += decoded
-            owners += [index] * len(decoded)
-        try:
-            preds = self.recognizer.predict_pixels(pixels) if pixels else []
-        except Exception as exc:  # answer every waiting request rather than leave it hanging
-            return [exc] * len(jobs)
-        for owner, pred in zip(owners, preds):
-            outcomes[owner].append({"text": pred.text, "confidence": round(pred.confidence, 6)})  # type: ignore[union-attr]
-        return outcomes
-
-
 def create_app(recognizer: Recognizer, model_path: str, limits: ServeLimits | None = None) -> FastAPI:
     limits = limits or ServeLimits()
     # Starlette spools uploads over 1 MB to a temporary file; keep every allowed upload in memory.
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, limits.max_body_bytes + 1)
     batcher = MicroBatcher(recognizer, limits)
+    fields = limits.max_batch + 1  # non-file form fields allowed (and ignored)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(batcher.run())
+        batcher.start()
         yield
-        task.cancel()
+        await batcher.stop()
 
     app = FastAPI(
         title="captcha-crnn",
         version=__version__,
-        description="Reads the text in captcha-style images with a CRNN + CTC model.",
+        description="Reads the text in captcha-style images with a CRNN + CTC model. Every error is JSON "
+        '`{"detail": "one line"}`.',
         lifespan=lifespan,
     )
+    app.state.batcher = batcher
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
 
-    async def run(items: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
-        return await batcher.submit(items)
-
-    async def uploads(request: Request) -> list[tuple[str, bytes]]:
-        form = await request.form(max_files=limits.max_batch + 1, max_fields=limits.max_batch + 1)
-        files = [
-            (v.filename or k, await v.read()) for k, v in form.multi_items() if isinstance(v, UploadFile)
-        ]
-        await form.close()
-        return files
-
-    @app.post("/v1/recognize", openapi_extra={"requestBody": IMAGE_BODY})
+    @app.post(
+        "/v1/recognize",
+        response_model=Recognition,
+        responses=error_responses(400, 413, 415, 422, 500, 503, 504),
+        openapi_extra={"requestBody": IMAGE_BODY},
+    )
     async def recognize(request: Request) -> dict[str, Any]:
         """One image, as a multipart file field or as the raw request body."""
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            files = await uploads(request)
+        if _is_multipart(request):
+            one = "send exactly one image file, or the image as the raw request body"
+            files = await uploads(request, max_files=1, too_many=ApiError(400, one), max_fields=fields)
             if len(files) != 1:
-                raise ApiError(400, f"send exactly one image file, got {len(files)}")
+                raise ApiError(400, one)
             item = files[0]
         else:
             item = ("body", await request.body())
-        return (await run([item]))[0]
+        return (await batcher.submit([item]))[0]
 
-    @app.post("/v1/recognize/batch", openapi_extra={"requestBody": BATCH_BODY})
+    @app.post(
+        "/v1/recognize/batch",
+        response_model=list[BatchItem],
+        responses=error_responses(400, 413, 415, 422, 500, 503, 504),
+        openapi_extra={"requestBody": BATCH_BODY},
+    )
     async def recognize_batch(request: Request) -> list[dict[str, Any]]:
-        """Several images as multipart file fields; the answers come in the same order."""
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        """Several images as multipart file fields; the answers come in the same order. One bad image
+        fails the whole request (with that image's error)."""
+        if not _is_multipart(request):
             raise ApiError(415, "send the images as multipart/form-data file fields")
-        files = await uploads(request)
+        too_many = ApiError(413, f"at most {limits.max_batch} images per batch")
+        files = await uploads(request, max_files=limits.max_batch, too_many=too_many, max_fields=fields)
         if not files:
             raise ApiError(400, "no image files in the request")
-        if len(files) > limits.max_batch:
-            raise ApiError(413, f"at most {limits.max_batch} images per batch, got {len(files)}")
-        results = await run(files)
+        results = await batcher.submit(files)
         return [{"file": name, **r} for (name, _), r in zip(files, results)]
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        response_model_exclude_none=True,
+        responses={503: {"model": Health, "description": "the inference loop has stopped"}},
+    )
+    async def healthz() -> Health | JSONResponse:
+        """ok while the inference loop runs; 503 with the reason once it has stopped."""
+        if problem := batcher.problem:
+            return JSONResponse(Health(status="unavailable", detail=problem).model_dump(), status_code=503)
+        return Health(status="ok")
 
-    @app.get("/v1/model")
-    async def model_info() -> dict[str, Any]:
-        policy = recognizer.policy
-        return {
-            "charset": recognizer.charset,
-            "input": {
-                "height": policy.height,
-                "min_width": policy.min_width,
-                "max_width": policy.max_width,
-                "fixed_width": policy.fixed_width,
-            },
-            "model_file": model_path,
-            "version": __version__,
-            "limits": {
-                "max_body_bytes": limits.max_body_bytes,
-                "max_pixels": limits.max_pixels,
-                "max_batch": limits.max_batch,
-            },
-        }
+    @app.get("/v1/model", response_model=ModelInfo)
+    async def model_info() -> ModelInfo:
+        return _model_info(recognizer, model_path, limits)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
@@ -289,11 +212,62 @@ def create_app(recognizer: Recognizer, model_path: str, limits: ServeLimits | No
     return app
 
 
-def app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory` workers: each worker process loads the model once."""
-    path = os.environ[MODEL_ENV]
-    limits = ServeLimits(
-        max_body_bytes=int(os.environ.get("CAPTCHA_CRNN_MAX_BODY", ServeLimits.max_body_bytes)),
-        max_pixels=int(os.environ.get("CAPTCHA_CRNN_MAX_PIXELS", ServeLimits.max_pixels)),
+def _is_multipart(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith("multipart/form-data")
+
+
+async def uploads(
+    request: Request, *, max_files: int, too_many: ApiError, max_fields: int
+) -> list[tuple[str, bytes]]:
+    """The request's file fields as (name, bytes). The parser stops at the first file over `max_files`,
+    so every count over the limit gets the same `too_many` answer (not Starlette's 400)."""
+    try:
+        form = await request.form(max_files=max_files, max_fields=max_fields)
+    except HTTPException as exc:
+        if str(exc.detail).startswith(TOO_MANY_FILES):
+            raise too_many from None
+        raise ApiError(exc.status_code, str(exc.detail)) from None
+    try:
+        return [(v.filename or k, await v.read()) for k, v in form.multi_items() if isinstance(v, UploadFile)]
+    finally:
+        await form.close()
+
+
+def _model_info(recognizer: Recognizer, model_path: str, limits: ServeLimits) -> ModelInfo:
+    policy = recognizer.policy
+    return ModelInfo(
+        charset=recognizer.charset,
+        input=ModelInput(
+            height=policy.height,
+            min_width=policy.min_width,
+            max_width=policy.max_width,
+            fixed_width=policy.fixed_width,
+        ),
+        model_file=model_path,
+        version=__version__,
+        limits=ModelLimits(
+            max_body_bytes=limits.max_body_bytes,
+            max_pixels=limits.max_pixels,
+            max_batch=limits.max_batch,
+            max_queue=limits.max_queue,
+            request_timeout_s=limits.request_timeout,
+        ),
     )
-    return create_app(Recognizer.load(path), str(Path(path)), limits)
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` workers: each worker process loads the model once and sets its own
+    inference threads (`serve` exports the settings as environment variables)."""
+    env = os.environ
+    path = env[MODEL_ENV]
+    default = ServeLimits()
+    limits = ServeLimits(
+        max_body_bytes=int(env.get("CAPTCHA_CRNN_MAX_BODY", default.max_body_bytes)),
+        max_pixels=int(env.get("CAPTCHA_CRNN_MAX_PIXELS", default.max_pixels)),
+        max_queue=int(env.get("CAPTCHA_CRNN_MAX_QUEUE", default.max_queue)),
+        request_timeout=float(env.get("CAPTCHA_CRNN_REQUEST_TIMEOUT", default.request_timeout)),
+    )
+    recognizer = Recognizer.load(path)
+    if threads := env.get(THREADS_ENV):
+        limit_threads(recognizer, path, int(threads))
+    return create_app(recognizer, str(Path(path)), limits)

@@ -60,6 +60,7 @@ class MetricsCSV(L.Callback):
         self.curves = curves
         self.redraw_seconds = redraw_seconds
         self.start = time.monotonic()
+        self.offset = 0.0  # seconds trained before a resume: elapsed_s continues from there
         self.last_draw = float("-inf")
         self.rows = 0  # data rows in the file; saved in checkpoints
 
@@ -74,6 +75,8 @@ class MetricsCSV(L.Callback):
             return
         with self.path.open(newline="") as fh:
             kept = list(csv.DictReader(fh))[: self.rows]
+        self.offset = float(kept[-1]["elapsed_s"]) if kept else 0.0
+        self.start = time.monotonic()
         tmp = self.path.with_name(self.path.name + ".tmp")
         with tmp.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, COLUMNS, extrasaction="ignore")
@@ -97,7 +100,7 @@ class MetricsCSV(L.Callback):
             "val_seq_acc": float(metrics["val_seq_acc"]),
             "val_images": int(metrics["val_images"]),
             "lr": trainer.optimizers[0].param_groups[0]["lr"],
-            "elapsed_s": round(time.monotonic() - self.start, 2),
+            "elapsed_s": round(self.offset + time.monotonic() - self.start, 2),
         }
         new = not self.path.exists()
         with self.path.open("a", newline="") as fh:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import statistics
 import time
 import warnings
@@ -25,6 +24,7 @@ from captcha_crnn.model.crnn import DEFAULT_PRESET, PRESETS, WIDTH_STRIDE, confi
 log = logging.getLogger("captcha_crnn")
 
 RUN_FILES = ("run.json", "metrics.csv", "curves.png", "model.pt", "checkpoints")
+CHECKPOINT_FILES = ("best.ckpt", "last.ckpt")
 RUN_DIR_ENV = "CAPTCHA_CRNN_RUN_DIR"  # rank 0's run folder, inherited by the processes Lightning starts
 
 
@@ -101,37 +101,101 @@ def launch_rank(devices_per_node: int) -> int:
     return 0
 
 
-def _prepare_run_dir(opts: TrainOptions, rank: int) -> Path:
-    if rank != 0:  # only rank 0 checks and clears the folder; the others share its path
+def _run_path(opts: TrainOptions, rank: int) -> Path:
+    """The run folder's path; nothing is read or written yet. Other ranks take rank 0's."""
+    if rank != 0:
         inherited = os.environ.get(RUN_DIR_ENV)
         if opts.out is None and inherited is None:
             raise CaptchaCrnnError("distributed training started by torchrun or SLURM needs --out")
         return Path(opts.out or inherited)  # type: ignore[arg-type]
     run = Path(opts.out) if opts.out else default_run_dir()
     os.environ[RUN_DIR_ENV] = str(run)
-    if opts.resume:
-        last = run / "checkpoints" / "last.ckpt"
-        if not last.is_file():
-            raise CaptchaCrnnError(
-                f"{run}: nothing to resume (no checkpoints/last.ckpt); pass the run's --out"
-            )
-        from captcha_crnn.model.io import load_model
+    return run
 
-        load_model(last)  # refuses a damaged or tampered file with a one-line error before Lightning reads it
+
+# Options that decide which images train and which validate, or what is learnt: a resumed run must use
+# the recorded ones, or validation images would move into training.
+RECORDED = (
+    "data",
+    "val_split",
+    "val_dir",
+    "labels",
+    "val_labels",
+    "label_pattern",
+    "recursive",
+    "charset",
+    "seed",
+    "synthetic",
+    "mix",
+    "preset",
+    "rnn",
+    "height",
+    "channels",
+    "min_width",
+    "max_width",
+)
+
+
+def _resumed(opts: TrainOptions, run: Path) -> tuple[TrainOptions, dict[str, Any]]:
+    """Check that `run` can be resumed, and return the options with the recorded ones restored.
+
+    An option given on the command line that differs from the recorded value is refused; one left at
+    its default takes the recorded value.
+    """
+    from captcha_crnn.model.io import load_model
+
+    record_path, last = run / "run.json", run / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise CaptchaCrnnError(f"{run}: nothing to resume (no checkpoints/last.ckpt); pass the run's --out")
+    try:
+        saved = json.loads(record_path.read_text())
+        recorded = saved["options"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CaptchaCrnnError(f"{record_path}: missing or damaged, so the run cannot be resumed") from None
+    load_model(last)  # refuses a damaged or tampered file with a one-line error before Lightning reads it
+    defaults = TrainOptions(data=None)
+    restored = {}
+    for name in RECORDED:
+        if name not in recorded or name == "data":
+            continue
+        given, was = _jsonable(getattr(opts, name)), recorded[name]
+        if given != was and given != _jsonable(getattr(defaults, name)):
+            flag = "--" + name.replace("_", "-")
+            raise CaptchaCrnnError(f"{run}: was trained with {flag} {was}; resume without {flag} {given}")
+        restored[name] = Path(was) if name in ("val_dir", "labels", "val_labels") and was else was
+    return replace(opts, **restored), saved
+
+
+def _existing_run(run: Path, opts: TrainOptions) -> list[str]:
+    """The run files already in `run`; an error unless --force (checked first, before reading data)."""
+    existing = [name for name in RUN_FILES if (run / name).exists()]
+    if existing and not opts.force:
+        raise CaptchaCrnnError(
+            f"{run}: already holds a run ({', '.join(existing)}); use --force to replace it or --resume"
+        )
+    return existing
+
+
+def _prepare_run_dir(run: Path, opts: TrainOptions, rank: int) -> None:
+    """Make the run folder ready, after every input was checked: a mistyped DATA never costs a run.
+
+    An existing run is replaced only with --force, and only the files a run writes; anything else the
+    user keeps there (in checkpoints/ too) stays.
+    """
+    if rank != 0:
+        return
+    if opts.resume:
         for stale in (run / "checkpoints").glob(".*.tmp"):  # a save that a kill interrupted
             stale.unlink()
-        return run
-    existing = [name for name in RUN_FILES if (run / name).exists()]
-    if existing:
-        if not opts.force:
-            raise CaptchaCrnnError(
-                f"{run}: already holds a run ({', '.join(existing)}); use --force to replace it or --resume"
-            )
-        for name in existing:  # only what a run writes: never the user's other files
-            target = run / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        return
+    for name in _existing_run(run, opts):
+        target = run / name
+        if target.is_dir():  # checkpoints/: only ours
+            for ours in [*CHECKPOINT_FILES, *(p.name for p in target.glob(".*.tmp"))]:
+                (target / ours).unlink(missing_ok=True)
+        else:
+            target.unlink()
     run.mkdir(parents=True, exist_ok=True)
-    return run
 
 
 def _quiet_lightning() -> None:
@@ -172,8 +236,12 @@ def train(opts: TrainOptions) -> TrainResult:
     rank = launch_rank(devices)
     if rank != 0:  # one voice: rank 0 logs for the run
         log.setLevel(logging.WARNING)
-    run = _prepare_run_dir(opts, rank)
-    saved = json.loads((run / "run.json").read_text()) if opts.resume else None
+    run = _run_path(opts, rank)
+    saved = None
+    if opts.resume:
+        opts, saved = _resumed(opts, run)
+    elif rank == 0:
+        _existing_run(run, opts)
     data = _load_data(opts, saved)
     charset, policy, model_config, tokenizer = data.charset, data.policy, data.model_config, data.tokenizer
     style = data.style
@@ -191,6 +259,7 @@ def train(opts: TrainOptions) -> TrainResult:
     val_set = ImageSet(data.val_images, tokenizer, policy)
     for img in data.train_images + data.val_images:
         img.pixels = None  # the sets hold the resized pixels; the originals would double the memory
+    _prepare_run_dir(run, opts, rank)  # only now, with every input checked, is an old run replaced
     lazy = val_set.lazy or (train_set is not None and train_set.lazy)
     workers = (
         opts.workers

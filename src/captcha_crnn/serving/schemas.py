@@ -1,0 +1,66 @@
+"""Response bodies of the HTTP API, as pydantic models so that /docs (OpenAPI) shows what each route
+returns. Field names are the API: the web page (page.py) and clients read them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Recognition(BaseModel):
+    text: str = Field(description="the text read; empty when nothing was read")
+    confidence: float = Field(ge=0, le=1, description="probability of the best CTC path")
+    elapsed_ms: float = Field(description="time from the request's arrival at the model queue to its answer")
+
+
+class BatchItem(Recognition):
+    file: str = Field(description="the uploaded file's name (or its form field name when it has none)")
+
+
+class ModelInput(BaseModel):
+    height: int
+    min_width: int
+    max_width: int
+    fixed_width: int | None = Field(description="the width every image is resized to, or null if it varies")
+
+
+class ModelLimits(BaseModel):
+    max_body_bytes: int
+    max_pixels: int
+    max_batch: int = Field(description="most images in one /v1/recognize/batch request")
+    max_queue: int = Field(description="most images waiting for the model before requests get 503")
+    request_timeout_s: float = Field(description="a request still waiting after this long gets 504")
+
+
+class ModelInfo(BaseModel):
+    charset: str
+    input: ModelInput
+    model_file: str
+    version: str
+    limits: ModelLimits
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    detail: str | None = Field(default=None, description="why the service is unavailable")
+
+
+class Error(BaseModel):
+    detail: str = Field(description="one line saying what went wrong")
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI `responses` entries for routes that answer these statuses with an `Error` body."""
+    return {status: {"model": Error, "description": ERROR_MEANINGS[status]} for status in statuses}
+
+
+ERROR_MEANINGS = {
+    400: "malformed request (wrong number of files, bad multipart data)",
+    413: "request body, or number of images, over the limit",
+    415: "not an image, or not a format the service reads",
+    422: "a damaged image, or one over the pixel limit",
+    500: "internal error while reading the images or running the model",
+    503: "queue full (retry after the Retry-After header's seconds) or the inference loop has stopped",
+    504: "no answer within the request timeout",
+}

@@ -1,0 +1,44 @@
+"""Threads per worker process. torch and onnxruntime each default to one thread per core, so N workers
+would run N x cores threads on the same cores and slow each other down; by default each worker gets
+cores / N. Imports neither torch nor onnxruntime unless the model needs it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from captcha_crnn.inference.backends import OnnxBackend, TorchBackend
+from captcha_crnn.inference.recognizer import Recognizer
+
+
+def available_cores() -> int:
+    """Cores this process may run on (respects taskset/cgroup CPU affinity, unlike os.cpu_count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """workers x threads = cores, at least one thread each."""
+    return max(1, (cores or available_cores()) // max(1, workers))
+
+
+def limit_threads(recognizer: Recognizer, model_path: str | Path, threads: int) -> None:
+    """Run this process's inference on `threads` threads; call it in each worker process."""
+    if isinstance(recognizer.backend, TorchBackend):
+        import torch
+
+        torch.set_num_threads(threads)  # process-wide: also applies to the inference thread
+    elif isinstance(recognizer.backend, OnnxBackend):
+        recognizer.backend = OnnxBackend(_onnx_session(model_path, threads))
+
+
+def _onnx_session(model_path: str | Path, threads: int) -> object:
+    """onnxruntime fixes its thread pool when a session is created, so the session is made again."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only, as in backends.load_onnx
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
