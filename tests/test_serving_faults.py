@@ -174,11 +174,11 @@ def test_a_full_queue_is_503_with_retry_after(model):
 
     async def steps(client):
         first = await blocked_pass(model, client, b"1")
-        queued = [asyncio.create_task(client.post("/v1/recognize", content=c)) for c in (b"2", b"3")]
+        waiting = [asyncio.create_task(client.post("/v1/recognize", content=c)) for c in (b"2", b"3")]
         await until(lambda: queued(app) == 2)
         full = await client.post("/v1/recognize", content=b"4")
         model.gate.set()
-        return full, await asyncio.gather(first, *queued)
+        return full, await asyncio.gather(first, *waiting)
 
     full, served = scenario(app, steps)
     assert "busy" in one_line_error(full, 503)
@@ -222,14 +222,14 @@ def test_no_forward_pass_exceeds_max_queue_batch(model):
 def test_a_request_waiting_past_the_timeout_is_504_and_is_then_skipped(model):
     async def steps(client):
         first = await blocked_pass(model, client, b"1")
-        queued = await client.post("/v1/recognize", content=b"2")  # times out while waiting
+        late = await client.post("/v1/recognize", content=b"2")  # times out while waiting
         timed_out = await first
         model.gate.set()
-        return timed_out, queued, await client.post("/v1/recognize", content=b"3")
+        return timed_out, late, await client.post("/v1/recognize", content=b"3")
 
-    timed_out, queued, after = scenario(make_app(model, request_timeout=0.3), steps)
+    timed_out, late, after = scenario(make_app(model, request_timeout=0.3), steps)
     assert "0.3 s" in one_line_error(timed_out, 504)
-    one_line_error(queued, 504)
+    one_line_error(late, 504)
     assert after.status_code == 200 and after.json()["text"] == "3"
     assert model.passes == [1, 1]  # the abandoned request never reached the model
 

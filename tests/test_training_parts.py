@@ -79,3 +79,27 @@ def test_early_stopping_state_survives_a_resume():
     again = PatientEarlyStopping(patience=100)
     again.load_state_dict(stopper.state_dict())
     assert run_stopper(again, [(149, 0.5), (150, 0.5)]) == [False, True]
+
+
+def test_tiny_absolute_gains_do_not_count_once_the_loss_is_near_zero():
+    stopper = PatientEarlyStopping(patience=100)
+    # 5% better each time, but less than 0.001: the model is done, so the stop comes 100 steps after 0.01
+    points = [(0, 0.0100), (50, 0.0095), (100, 0.0091)]
+    assert run_stopper(stopper, points) == [False, False, True]
+
+
+def test_learning_rate_halves_after_plateau_patience_steps_without_a_better_loss():
+    from captcha_crnn.model.crnn import config_from_preset
+    from captcha_crnn.training.system import CRNNSystem
+
+    config = config_from_preset("nano", 11, 32).to_dict()
+    system = CRNNSystem(config, "0123456789", {"height": 32}, lr=1e-3, plateau_patience=200, hold_steps=0)
+    optimiser = system.configure_optimizers()
+    system._trainer = SimpleNamespace(optimizers=[optimiser], global_step=0, sanity_checking=False)
+    system.left_plateau = True
+    lrs = []
+    for step, loss in [(0, 1.0), (100, 0.5), (200, 0.5), (300, 0.499), (301, 0.499), (500, 0.499)]:
+        system._trainer.global_step = step
+        system._halve_lr_on_plateau(loss)
+        lrs.append(optimiser.param_groups[0]["lr"])
+    assert lrs == [1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4]

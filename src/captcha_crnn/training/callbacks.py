@@ -15,8 +15,8 @@ COLUMNS = ["epoch", "train_loss", "val_loss", "val_cer", "val_seq_acc", "val_ima
 
 
 class PatientEarlyStopping(L.Callback):
-    """Stop when the monitored metric (validation loss) has not improved by `min_delta` (relative) for
-    `patience` optimiser steps.
+    """Stop when the monitored metric (validation loss) has not improved by `min_delta` (relative, and
+    at least `min_abs` absolute) for `patience` optimiser steps.
 
     Steps, not epochs: 12 epochs are 240 steps on 700 images and 2000 on 5000, and a small set's run was
     stopped while its loss was still falling. Nothing counts while the module is `holding()` (CTC's
@@ -24,8 +24,10 @@ class PatientEarlyStopping(L.Callback):
     takes the same decision.
     """
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 1000, min_delta: float = 0.02) -> None:
-        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+    def __init__(
+        self, monitor: str = "val_loss", patience: int = 600, min_delta: float = 0.02, min_abs: float = 1e-3
+    ) -> None:
+        self.monitor, self.patience, self.min_delta, self.min_abs = monitor, patience, min_delta, min_abs
         self.best = float("inf")
         self.best_step = 0
 
@@ -40,10 +42,18 @@ class PatientEarlyStopping(L.Callback):
             return
         value, step = float(trainer.callback_metrics[self.monitor]), trainer.global_step
         holding = getattr(pl_module, "holding", None)
-        if value < self.best * (1 - self.min_delta) or (holding is not None and holding()):
+        better = value < self.best - max(self.best * self.min_delta, self.min_abs) or self.best == float(
+            "inf"
+        )
+        if better or (holding is not None and holding()):
             self.best, self.best_step = min(value, self.best), step
         elif step - self.best_step >= self.patience:
-            log.info("stopping: no better %s for %d steps (best %.4g)", self.monitor, step - self.best_step, self.best)
+            log.info(
+                "stopping: no better %s for %d steps (best %.4g)",
+                self.monitor,
+                step - self.best_step,
+                self.best,
+            )
             trainer.should_stop = True
 
 

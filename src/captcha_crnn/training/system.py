@@ -58,7 +58,9 @@ class CRNNSystem(L.LightningModule):
     def eval_model(self) -> CRNN:
         return self.ema_model if self.ema_model is not None else self.model
 
-    def _loss(self, batch: dict[str, torch.Tensor], model: CRNN | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss(
+        self, batch: dict[str, torch.Tensor], model: CRNN | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         log_probs = (model or self.model)(batch["images"]).log_softmax(-1)
         loss = self.ctc(
             log_probs.permute(1, 0, 2), batch["targets"], batch["input_lengths"], batch["target_lengths"]
@@ -131,7 +133,9 @@ class CRNNSystem(L.LightningModule):
         return out
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
 
     def holding(self) -> bool:
         """Whether LR cuts and early stopping still wait: for `hold_steps` optimiser steps, and after that
@@ -153,10 +157,11 @@ class CRNNSystem(L.LightningModule):
         self._halve_lr_on_plateau(float(self.val_loss.compute()))
 
     def _halve_lr_on_plateau(self, loss: float) -> None:
-        """Halve the LR when validation loss has not improved by 2% for `plateau_patience` steps (steps,
-        not epochs, so the rule means the same on 500 images as on 50,000)."""
+        """Halve the LR when validation loss has not improved by 2% (and by 0.001) for `plateau_patience`
+        steps (steps, not epochs, so the rule means the same on 500 images as on 50,000)."""
         step = self.global_step
-        if loss < self.best_loss * 0.98 or self.holding():
+        better = self.best_loss == float("inf") or loss < self.best_loss - max(0.02 * self.best_loss, 1e-3)
+        if better or self.holding():
             self.best_loss, self.best_step = min(loss, self.best_loss), step
         elif step - self.best_step >= self.hparams.plateau_patience:
             for group in self.trainer.optimizers[0].param_groups:
