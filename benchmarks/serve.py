@@ -1,17 +1,20 @@
 """Load test of `captcha-crnn serve`: a bounded run from this process against the server in another.
 
     python benchmarks/serve.py [--model model.pt] [--requests 5000] [--concurrency 32] [--workers 1]
+                               [--threads N]
 
 Without --model, a default-architecture model is trained for one epoch on ../shared/data/captcha-v2:
 latency depends on the architecture and input size, not on how well the weights are trained. Every
 request POSTs one captcha-v2 image (200x50 PNG) as the raw body to /v1/recognize on 127.0.0.1. The run
-stops by itself after --requests requests. Results go to benchmarks/results/serve.json and BENCHMARKS.md.
+stops by itself after --requests requests; a request answered other than 200 (503 queue full, 504
+timeout, ...) counts as an error, by status. Results go to benchmarks/results/serve.json and BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import socket
 import statistics
@@ -44,24 +47,27 @@ def default_model(tmp: Path) -> Path:
     return train_default_model(train, val, tmp, ["--max-epochs", "1"])
 
 
-async def load(url: str, payloads: list[bytes], total: int, concurrency: int) -> tuple[list[float], int]:
+async def load(
+    url: str, payloads: list[bytes], total: int, concurrency: int
+) -> tuple[list[float], collections.Counter[str]]:
+    """Latencies, and the count of every answer other than a 200 with a text, by status."""
     latencies: list[float] = []
-    errors = 0
+    errors: collections.Counter[str] = collections.Counter()
     counter = iter(range(total))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
 
         async def worker() -> None:
-            nonlocal errors
             for i in counter:
                 start = time.perf_counter()
                 try:
                     r = await client.post(url, content=payloads[i % len(payloads)])
-                    ok = r.status_code == 200 and "text" in r.json()
-                except httpx.HTTPError:
-                    ok = False
+                    outcome = "ok" if r.status_code == 200 and "text" in r.json() else str(r.status_code)
+                except httpx.HTTPError as exc:
+                    outcome = type(exc).__name__
                 latencies.append(time.perf_counter() - start)
-                errors += not ok
+                if outcome != "ok":
+                    errors[outcome] += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies, errors
@@ -75,6 +81,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, help="inference threads per worker (default: serve's)")
     args = parser.parse_args()
     payloads = [p.read_bytes() for p in sorted(DATA.glob("*.png"))[:200]]
     if not payloads:
@@ -93,6 +100,7 @@ def main() -> None:
                 str(port),
                 "--workers",
                 str(args.workers),
+                *(["--threads", str(args.threads)] if args.threads else []),
             ],
         )
         try:
@@ -117,7 +125,9 @@ def main() -> None:
         "requests": args.requests,
         "concurrency": args.concurrency,
         "workers": args.workers,
-        "errors": errors,
+        "threads": args.threads or "default",
+        "errors": sum(errors.values()),
+        "errors_by_status": dict(errors),
         "requests_per_second": round(args.requests / wall, 1),
         "p50_ms": round(1000 * statistics.median(latencies), 2),
         "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 2),
