@@ -69,6 +69,24 @@ def _add_label_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--recursive", action="store_true", help="also look for images in subfolders")
 
 
+def _check_numbers(
+    args: argparse.Namespace,
+    at_least_1: Sequence[str] = (),
+    at_least_0: Sequence[str] = (),
+    positive: Sequence[str] = (),
+) -> None:
+    """A one-line error for the first numeric option (by its dest name) out of range; None is unset."""
+    for names, fits, wanted in (
+        (at_least_1, lambda v: v >= 1, "at least 1"),
+        (at_least_0, lambda v: v >= 0, "0 or more"),
+        (positive, lambda v: v > 0, "positive"),
+    ):
+        for name in names:
+            value = getattr(args, name)
+            if value is not None and not fits(value):
+                raise CaptchaCrnnError(f"--{name.replace('_', '-')} must be {wanted}, got {value}")
+
+
 def _print_metrics(metrics: dict, title: str) -> None:
     rows = [
         ("images", f"{metrics['count']}"),
@@ -191,7 +209,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "hardware", "Multi-process runs use Lightning's DDP; see README 'Distributed training'."
     )
     g.add_argument("--accelerator", default="auto", help="cpu, gpu, mps or auto (default: auto)")
-    g.add_argument("--devices", default="1", help="devices (processes) per node (default: 1)")
+    g.add_argument("--devices", default="1", help="devices (processes) per node, or auto (default: 1)")
     g.add_argument("--num-nodes", type=int, default=1, metavar="M", help="machines (default: 1)")
     g.add_argument(
         "--strategy", default="auto", help="Lightning strategy (default: ddp for several processes)"
@@ -211,11 +229,52 @@ def _train_style(args: argparse.Namespace) -> Style | None:
     return _style(filled)
 
 
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+def _devices(args: argparse.Namespace) -> int | str:
+    """--accelerator, --devices and --strategy checked before any data is read: Lightning
+    would only refuse them after the data is loaded, with a traceback. Returns --devices for Lightning."""
+    import torch
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    if args.accelerator not in ACCELERATORS:
+        raise CaptchaCrnnError(
+            f"--accelerator must be one of {', '.join(ACCELERATORS)}, got {args.accelerator!r}"
+        )
+    if args.devices != "auto" and not (args.devices.isdigit() and int(args.devices) > 0):
+        raise CaptchaCrnnError(f"--devices must be a positive number or auto, got {args.devices!r}")
+    if args.strategy != "auto" and args.strategy not in StrategyRegistry:
+        raise CaptchaCrnnError(
+            f"--strategy {args.strategy!r} is not a Lightning strategy; try auto, ddp or ddp_spawn"
+        )
+    devices = "auto" if args.devices == "auto" else int(args.devices)
+    if args.accelerator in ("gpu", "cuda"):
+        found = torch.cuda.device_count()
+        if not found:
+            raise CaptchaCrnnError(
+                f"--accelerator {args.accelerator}: no CUDA GPU here (torch {torch.__version__}); "
+                "use --accelerator cpu or auto"
+            )
+        if isinstance(devices, int) and devices > found:
+            raise CaptchaCrnnError(f"--devices {devices}: only {found} CUDA GPU(s) here")
+    if args.accelerator == "mps" and not torch.backends.mps.is_available():
+        raise CaptchaCrnnError("--accelerator mps: no Apple GPU (MPS) here; use --accelerator cpu or auto")
+    return devices
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from captcha_crnn.training.train import TrainOptions, train
 
     if args.val_labels and not args.val_dir:
         raise CaptchaCrnnError("--val-labels needs --val-dir")
+    _check_numbers(
+        args,
+        at_least_1=("batch_size", "max_epochs", "num_nodes"),
+        at_least_0=("weight_decay", "workers", "synthetic"),
+        positive=("lr", "max_time"),
+    )
+    devices = _devices(args)
     opts = TrainOptions(
         data=args.data,
         out=args.out,
@@ -246,7 +305,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lazy=args.lazy,
         workers=args.workers,
         accelerator=args.accelerator,
-        devices=int(args.devices) if args.devices.isdigit() else args.devices,
+        devices=devices,
         num_nodes=args.num_nodes,
         strategy=args.strategy,
         augment=not args.no_augment,
@@ -295,13 +354,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from captcha_crnn.inference.evaluate import evaluate
     from captcha_crnn.inference.recognizer import Recognizer
 
+    _check_numbers(args, at_least_1=("batch_size",))
     if args.report:
         from captcha_crnn.reporting.report import prepare_report_dir
 
         prepare_report_dir(args.report)  # fail before the work, not after
     recognizer = Recognizer.load(args.model, batch_size=args.batch_size)
     items = collect(args.data, args.labels, args.label_pattern, args.recursive)
-    result = evaluate(recognizer, items)
+    result = evaluate(recognizer, items, progress=True)
     if args.report:
         from captcha_crnn.reporting.report import write_report
 
@@ -337,30 +397,35 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from captcha_crnn.data.images import ImageError
     from captcha_crnn.data.labels import find_images
+    from captcha_crnn.inference.evaluate import progress_bar
     from captcha_crnn.inference.recognizer import Recognizer
 
+    _check_numbers(args, at_least_1=("batch_size",))
     recognizer = Recognizer.load(args.model, batch_size=args.batch_size)
-    files, pixels, skipped = [], [], []
-    for path in args.paths:
-        if path.is_dir():
-            for found in find_images(path, args.recursive):
-                try:  # inside a folder, a bad file is skipped
-                    pixels.append(recognizer.preprocess(found))
-                    files.append(found)
-                except ImageError as exc:
-                    skipped.append(str(exc))
-        else:  # a file named directly must be readable
-            pixels.append(recognizer.preprocess(path))
-            files.append(path)
+    for path in args.paths:  # a file named directly must exist and be readable: checked before any output
+        if not path.is_dir():
+            recognizer.preprocess(path)
+    files = [
+        found
+        for path in args.paths
+        for found in (find_images(path, args.recursive) if path.is_dir() else [path])
+    ]
+    skipped = []
+    # Streamed: a chunk is decoded (in threads), read and printed before the next, so a folder of any
+    # size prints from the start and memory stays flat.
+    bar = not sys.stdout.isatty()  # a bar beside lines printed to the same terminal would garble both
+    for path, log_probs in progress_bar(recognizer.stream(files), len(files), "reading", bar):
+        if isinstance(log_probs, Exception):
+            skipped.append(str(log_probs))
+            continue
+        text, confidence = recognizer.tokenizer.greedy_decode(log_probs)
+        if args.json:
+            print(json.dumps({"file": str(path), "text": text, "confidence": round(confidence, 6)}))
+        else:
+            print(f"{path}\t{text}\t{confidence:.4f}")
     if skipped:
         log.warning("skipped %d unreadable file(s), e.g. %s", len(skipped), skipped[0])
-    for path, pred in zip(files, recognizer.predict_pixels(pixels)):
-        if args.json:
-            print(json.dumps({"file": str(path), "text": pred.text, "confidence": round(pred.confidence, 6)}))
-        else:
-            print(f"{path}\t{pred.text}\t{pred.confidence:.4f}")
     return 0
 
 
@@ -532,7 +597,14 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         help="write synthetic captchas (the captcha library) with labels.csv",
         description="Write synthetic captchas and a labels.csv that 'train' reads by itself.",
     )
-    p.add_argument("out", type=Path, metavar="OUT", help="folder to write (must not hold a generated set)")
+    p.add_argument(
+        "out", type=Path, metavar="OUT", help="folder to write (must not hold images or a labels file yet)"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="add to a folder that holds images; no file is ever replaced, labels.csv lists the new images",
+    )
     p.add_argument("--count", type=int, required=True, metavar="N", help="number of images")
     p.add_argument("--charset", default="0123456789", help="characters to draw from (default: digits)")
     p.add_argument("--length", default="4", help="label length, e.g. 4 or 4-6 (default: 4)")
@@ -569,7 +641,7 @@ def _style(args: argparse.Namespace) -> Style:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from captcha_crnn.data.synthetic import generate
 
-    labels = generate(args.out, args.count, _style(args), args.seed)
+    labels = generate(args.out, args.count, _style(args), args.seed, force=args.force)
     print(f"wrote {args.count} images and {labels}")
     return 0
 

@@ -92,8 +92,16 @@ def load_torch(path: Path) -> LoadedModel:
     return LoadedModel(TorchBackend(bundle.model), bundle.charset, bundle.policy, bundle.meta)
 
 
-def load_any(path: str | Path) -> LoadedModel:
-    path = Path(path)
+def check_model_path(path: Path) -> None:
+    """A ModelFileError unless `path` is a file; for a run folder it names the run's model."""
+    if path.is_dir():
+        hint = f" (the run's model is {path / 'model.pt'})" if (path / "model.pt").is_file() else ""
+        raise ModelFileError(f"{path}: a folder, not a model file{hint}")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
+
+
+def load_any(path: str | Path) -> LoadedModel:
+    path = Path(path)
+    check_model_path(path)
     return load_onnx(path) if is_onnx(path) else load_torch(path)

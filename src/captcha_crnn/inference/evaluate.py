@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
@@ -14,6 +16,7 @@ from captcha_crnn.errors import CaptchaCrnnError, ImageError, LabelError
 from captcha_crnn.inference.recognizer import Recognizer
 
 log = logging.getLogger("captcha_crnn")
+T = TypeVar("T")
 
 
 def character_error_rate(truths: Sequence[str], predictions: Sequence[str]) -> float:
@@ -71,12 +74,17 @@ def ctc_loss(log_probs: Sequence[np.ndarray], targets: Sequence[Sequence[int]]) 
 
 
 def evaluate(
-    recognizer: Recognizer, items: Sequence[LabelledImage], pixels: Sequence[np.ndarray] | None = None
+    recognizer: Recognizer,
+    items: Sequence[LabelledImage],
+    pixels: Sequence[np.ndarray] | None = None,
+    progress: bool = False,
 ) -> Evaluation:
     """Score `recognizer` on labelled images; unreadable files are skipped with a warning.
 
-    `pixels`, when given, are the items' images already preprocessed (generated validation images that
-    exist only in memory); the items' paths then only name them.
+    Images are decoded and scored a chunk at a time, so memory does not grow with the number of images
+    (beyond one short record each). `pixels`, when given, are the items' images already preprocessed
+    (generated validation images that exist only in memory); the items' paths then only name them.
+    `progress` draws a progress bar on stderr when it is a terminal.
     """
     tok = recognizer.tokenizer
     for item in items:
@@ -86,35 +94,52 @@ def evaluate(
                 f"{item.path}: label {item.label!r} has characters the model does not know: {missing!r} "
                 f"(model charset {tok.charset!r})"
             )
-    kept, bad = (list(items), []) if pixels is not None else ([], [])
-    if pixels is None:
-        pixels = []
-        for item in items:
-            try:
-                pixels.append(recognizer.preprocess(item.path))
-                kept.append(item)
-            except ImageError as exc:
-                bad.append(str(exc))
+    scored = (
+        zip(items, recognizer.log_probs(pixels))
+        if pixels is not None
+        else (zip(items, (lp for _, lp in recognizer.stream(it.path for it in items))))
+    )
+    records, bad, edits, chars, losses = [], [], 0, 0, []
+    for item, log_probs in progress_bar(scored, len(items), "evaluating", progress):
+        if isinstance(log_probs, ImageError):
+            bad.append(str(log_probs))
+            continue
+        text, confidence = tok.greedy_decode(log_probs)
+        edits += Levenshtein.distance(item.label, text)
+        chars += len(item.label)
+        losses.append(ctc_loss([log_probs], [tok.encode(item.label)]))
+        records.append(
+            {
+                "file": str(item.path),
+                "label": item.label,
+                "prediction": text,
+                "confidence": round(confidence, 6),
+            }
+        )
     if bad:
         log.warning("skipped %d unreadable file(s), e.g. %s", len(bad), bad[0])
-    if not kept:
+    if not records:
         raise CaptchaCrnnError("no readable labelled images to evaluate")
-    log_probs = recognizer.log_probs(pixels)
-    decoded = [tok.greedy_decode(lp) for lp in log_probs]
-    truths = [it.label for it in kept]
-    preds = [text for text, _ in decoded]
-    cer = character_error_rate(truths, preds)
-    records = [
-        {"file": str(it.path), "label": it.label, "prediction": text, "confidence": round(conf, 6)}
-        for it, (text, conf) in zip(kept, decoded)
-    ]
     errors = [r for r in records if r["prediction"] != r["label"]]
+    cer = edits / chars if chars else 0.0
     return Evaluation(
-        count=len(kept),
-        sequence_accuracy=1.0 - len(errors) / len(kept),
+        count=len(records),
+        sequence_accuracy=1.0 - len(errors) / len(records),
         cer=cer,
         char_accuracy=1.0 - cer,
-        loss=ctc_loss(log_probs, [tok.encode(t) for t in truths]),
+        loss=float(np.mean(losses)),
         errors=errors,
         records=records,
     )
+
+
+def progress_bar(iterable: Iterable[T], total: int, what: str, enabled: bool) -> Iterable[T]:
+    """tqdm on stderr when asked for and stderr is a terminal (tqdm comes with the train extra's
+    Lightning; the slim install simply shows none)."""
+    if not enabled or not sys.stderr.isatty():
+        return iterable
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, total=total, desc=what, unit="img", file=sys.stderr, leave=False)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,10 @@ import numpy as np
 
 from captcha_crnn.data.images import ImageSource, InputPolicy, load_for_model, stack_batch
 from captcha_crnn.data.tokenizer import CTCTokenizer
+from captcha_crnn.errors import ImageError
 from captcha_crnn.inference.backends import Backend, OnnxBackend, TorchBackend, load_any
+
+CHUNK = 512  # images decoded and run per step when streaming: memory stays flat whatever the folder's size
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,40 @@ class Recognizer:
             for row, i in enumerate(chunk):
                 out[i] = scores[row, : lengths[row]]
         return out
+
+    def preprocess_many(self, sources: Sequence[ImageSource]) -> list[np.ndarray | ImageError]:
+        """Decode several images in threads (Pillow releases the GIL while decoding and resizing); an
+        unreadable one gives its ImageError in its place."""
+
+        def one(source: ImageSource) -> np.ndarray | ImageError:
+            try:
+                return self.preprocess(source)
+            except ImageError as exc:
+                return exc
+
+        if len(sources) < 8:
+            return [one(s) for s in sources]
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            return list(pool.map(one, sources))
+
+    def stream(
+        self, sources: Iterable[ImageSource], chunk: int = CHUNK
+    ) -> Iterator[tuple[ImageSource, np.ndarray | ImageError]]:
+        """(source, log-probabilities or the ImageError that stopped it) for each image, in order, a chunk
+        at a time: decoding and the network alternate, and nothing is kept after it is yielded."""
+        batch: list[ImageSource] = []
+        end = object()
+        for source in itertools.chain(sources, [end]):
+            if source is not end:
+                batch.append(source)  # type: ignore[arg-type]
+                if len(batch) < chunk:
+                    continue
+            decoded = self.preprocess_many(batch)
+            good = [d for d in decoded if not isinstance(d, ImageError)]
+            scores = iter(self.log_probs(good))  # type: ignore[arg-type]
+            for src, d in zip(batch, decoded):
+                yield src, d if isinstance(d, ImageError) else next(scores)
+            batch = []
 
     def predict_pixels(self, pixels: Sequence[np.ndarray]) -> list[Prediction]:
         return [Prediction(*self.tokenizer.greedy_decode(lp)) for lp in self.log_probs(pixels)]

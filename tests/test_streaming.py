@@ -1,0 +1,59 @@
+"""predict and evaluate stream a folder a chunk at a time: output starts before the folder is read, order
+is kept, unreadable files are skipped in place, and results equal the one-batch path."""
+
+from __future__ import annotations
+
+from captcha_crnn.cli.main import main
+from captcha_crnn.data.labels import collect
+from captcha_crnn.errors import ImageError
+from captcha_crnn.inference.evaluate import evaluate
+from captcha_crnn.inference.recognizer import Recognizer
+
+
+def test_stream_reads_lazily_a_chunk_at_a_time(trained_run, captcha_dir):
+    rec = Recognizer.load(trained_run / "model.pt")
+    files = sorted(captcha_dir.glob("*.png"))[:10]
+    pulled = []
+
+    def sources():
+        for f in files:
+            pulled.append(f)
+            yield f
+
+    stream = rec.stream(sources(), chunk=4)
+    first = next(stream)
+    assert first[0] == files[0] and len(pulled) == 4  # one chunk read, not the folder
+    rest = list(stream)
+    assert [src for src, _ in [first, *rest]] == files
+    one_batch = rec.log_probs([rec.preprocess(f) for f in files])
+    for (_, streamed), whole in zip([first, *rest], one_batch):
+        assert streamed.shape == whole.shape
+
+
+def test_unreadable_files_are_skipped_in_place(trained_run, captcha_dir, tmp_path):
+    rec = Recognizer.load(trained_run / "model.pt")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    files = [*sorted(captcha_dir.glob("*.png"))[:3], bad, sorted(captcha_dir.glob("*.png"))[3]]
+    out = list(rec.stream(files, chunk=2))
+    assert [src for src, _ in out] == files
+    assert isinstance(out[3][1], ImageError) and not any(isinstance(lp, ImageError) for _, lp in out[:3])
+
+
+def test_predict_folder_in_small_chunks_prints_every_file_in_order(
+    trained_run, captcha_dir, capsys, monkeypatch
+):
+    monkeypatch.setattr(Recognizer.stream, "__defaults__", (5,))
+    assert main(["predict", str(trained_run / "model.pt"), str(captcha_dir)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(p) for p in sorted(captcha_dir.glob("*.png"))]
+
+
+def test_streamed_evaluation_equals_scoring_all_at_once(trained_run, captcha_dir, monkeypatch):
+    rec = Recognizer.load(trained_run / "model.pt")
+    items = collect(captcha_dir)
+    whole = evaluate(rec, items, [rec.preprocess(it.path) for it in items])
+    monkeypatch.setattr(Recognizer.stream, "__defaults__", (7,))
+    streamed = evaluate(rec, items)
+    assert streamed.records == whole.records
+    assert abs(streamed.loss - whole.loss) < 1e-6
