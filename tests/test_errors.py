@@ -122,3 +122,137 @@ def test_errors_in_a_real_process_have_no_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {tmp_path / 'm.pt'}: no such model file"
+
+
+def generate_cli(capsys, out, *extra: str) -> tuple[int, str]:
+    return run_cli(capsys, "generate", str(out), "--count", "3", "--size", "64x32", "--seed", "4", *extra)
+
+
+def test_generate_refuses_a_folder_with_images_or_labels(tmp_path, capsys):
+    for existing in ("old.png", "labels.tsv", "labels.csv"):
+        out = tmp_path / existing.replace(".", "_")
+        out.mkdir()
+        (out / existing).write_bytes(b"mine")
+        code, err = generate_cli(capsys, out)
+        line = one_line_error(err)
+        assert code == 2 and str(out) in line and "--force" in line, line
+        assert [p.name for p in out.iterdir()] == [existing]
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.txt").write_text("not an image")
+    assert generate_cli(capsys, tmp_path / "notes")[0] == 0  # other files do not count
+
+
+def test_generate_into_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    code, err = generate_cli(capsys, tmp_path / "afile")
+    assert code == 2 and "afile: not a folder" in one_line_error(err)
+
+
+def test_generate_force_adds_beside_other_images_but_never_overwrites(tmp_path, capsys):
+    assert generate_cli(capsys, tmp_path / "first")[0] == 0
+    names = sorted(p.name for p in (tmp_path / "first").glob("*.png"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / names[1]).write_bytes(b"mine")  # the name the same seed gives its second image
+    code, err = generate_cli(capsys, out, "--force")
+    line = one_line_error(err)
+    assert code == 2 and str(out) in line and names[1] in line
+    assert [p.name for p in out.iterdir()] == [names[1]] and (out / names[1]).read_bytes() == b"mine"
+
+    (out / names[1]).rename(out / "mine.png")
+    assert generate_cli(capsys, out, "--force")[0] == 0
+    assert (out / "mine.png").read_bytes() == b"mine"
+    rows = (out / "labels.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == names
+    code, err = generate_cli(capsys, out, "--force", "--seed", "5")  # labels.csv is never replaced
+    assert code == 2 and "labels.csv" in one_line_error(err)
+    assert (out / "labels.csv").read_text().splitlines() == rows
+
+
+@pytest.mark.parametrize(
+    "option, expected",
+    [
+        (["--accelerator", "tpu"], "--accelerator must be one of auto, cpu, gpu, cuda, mps, got 'tpu'"),
+        (["--devices", "-3"], "--devices must be a positive number or auto, got '-3'"),
+        (["--devices", "abc"], "--devices must be a positive number or auto, got 'abc'"),
+        (["--devices", "0"], "--devices must be a positive number or auto, got '0'"),
+        (["--num-nodes", "0"], "--num-nodes must be at least 1, got 0"),
+        (["--strategy", "dpp"], "--strategy 'dpp' is not a Lightning strategy"),
+    ],
+)
+def test_bad_hardware_options_are_one_line_before_any_data_is_read(tmp_path, capsys, option, expected):
+    code, err = run_cli(
+        capsys, "train", str(tmp_path / "no-data-here"), "--out", str(tmp_path / "r"), *option
+    )
+    line = one_line_error(err)
+    assert code == 2 and expected in line, line
+    assert not (tmp_path / "r").exists()
+
+
+def test_accelerator_that_is_not_here_is_one_line(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    code, err = run_cli(
+        capsys, "train", str(tmp_path / "d"), "--out", str(tmp_path / "r"), "--accelerator", "gpu"
+    )
+    line = one_line_error(err)
+    assert code == 2 and "--accelerator gpu" in line and "no CUDA GPU" in line
+
+
+def test_checkpoints_that_are_not_ours_are_one_line(tmp_path, capsys, trained_run, captcha_dir):
+    import torch
+
+    other = tmp_path / "other.ckpt"  # another project's Lightning checkpoint
+    torch.save({"state_dict": {"layer.weight": torch.zeros(2)}, "hyper_parameters": {"lr": 0.1}}, other)
+    checkpoint = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=True)
+    checkpoint["hyper_parameters"]["input_policy"]["height"] = -5
+    tampered = tmp_path / "tampered.ckpt"
+    torch.save(checkpoint, tampered)
+    checkpoint["hyper_parameters"]["input_policy"]["height"] = 32
+    checkpoint["hyper_parameters"]["charset"] = "0123"
+    mismatched = tmp_path / "mismatched.ckpt"
+    torch.save(checkpoint, mismatched)
+    for model, problem in [
+        (other, "not a captcha-crnn model"),
+        (tampered, "damaged"),
+        (mismatched, "damaged"),
+    ]:
+        for args in (
+            ["export", str(model), str(tmp_path / "m.onnx")],
+            ["predict", str(model), str(captcha_dir)],
+        ):
+            code, err = run_cli(capsys, *args)
+            line = one_line_error(err)
+            assert code == 2 and model.name in line and problem in line, line
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["train", "DATA", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (["train", "DATA", "--max-epochs", "0"], "--max-epochs must be at least 1, got 0"),
+        (["train", "DATA", "--workers", "-1"], "--workers must be 0 or more, got -1"),
+        (["train", "DATA", "--lr", "-1"], "--lr must be positive, got -1.0"),
+        (["train", "DATA", "--max-time", "0"], "--max-time must be positive, got 0.0"),
+        (["evaluate", "m.pt", "DATA", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (["predict", "m.pt", "DATA", "--batch-size", "-1"], "--batch-size must be at least 1, got -1"),
+    ],
+)
+def test_numbers_out_of_range_are_one_line_before_any_work(tmp_path, capsys, args, expected):
+    args = [str(tmp_path / a) if a in ("DATA", "m.pt") else a for a in args]
+    if args[0] == "train":
+        args += ["--out", str(tmp_path / "r")]
+    code, err = run_cli(capsys, *args)
+    assert code == 2 and expected in one_line_error(err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_run_folder_given_as_model_names_its_model(tmp_path, capsys, trained_run, captcha_dir):
+    onnx = str(tmp_path / "m.onnx")
+    for args in (["predict", str(trained_run), str(captcha_dir)], ["export", str(trained_run), onnx]):
+        code, err = run_cli(capsys, *args)
+        line = one_line_error(err)
+        assert code == 2 and "a folder, not a model file" in line and str(trained_run / "model.pt") in line

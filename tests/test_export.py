@@ -125,3 +125,32 @@ def test_missing_extra_is_one_clear_line(captcha_dir, tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: 'captcha-crnn preview' needs matplotlib, from the [plots] extra: pip install 'captcha-crnn[plots]'"
     )
+
+
+def test_export_into_a_missing_folder_is_one_line(trained_run, tmp_path, capsys):
+    code = main(["export", str(trained_run / "model.pt"), str(tmp_path / "nodir" / "m.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: {tmp_path / 'nodir'}: no such folder"), err
+    (tmp_path / "afile").write_text("x")
+    assert main(["export", str(trained_run / "model.pt"), str(tmp_path / "afile" / "m.onnx")]) == 2
+    assert "afile: not a folder" in capsys.readouterr().err
+    (tmp_path / "dir.onnx").mkdir()
+    assert main(["export", str(trained_run / "model.pt"), str(tmp_path / "dir.onnx"), "--force"]) == 2
+    assert "dir.onnx: is a folder" in capsys.readouterr().err
+    assert not (tmp_path / "nodir").exists()
+
+
+def test_export_whose_check_cannot_load_the_model_is_one_line(trained_run, tmp_path, capsys, monkeypatch):
+    from captcha_crnn.errors import ModelFileError
+    from captcha_crnn.export import onnx as exporter
+
+    def old_runtime(path):
+        raise ModelFileError(f"{path}: not a loadable ONNX model (NOT_IMPLEMENTED : ConvInteger(10))")
+
+    monkeypatch.setattr(exporter, "load_onnx", old_runtime)
+    out = tmp_path / "int8.onnx"
+    assert main(["export", str(trained_run / "model.pt"), str(out), "--quantize"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: export check failed: onnxruntime ") and len(err.strip().splitlines()) == 1
+    assert "ConvInteger" in err and "tmp" not in err.replace(str(tmp_path), "") and not out.exists()

@@ -101,3 +101,12 @@ def test_split_is_seeded_disjoint_and_complete(tmp_path):
     assert [it.path for it in other_val] != [it.path for it in val]
     with pytest.raises(CaptchaCrnnError):
         split_validation(items, 1.5, seed=0)
+
+
+def test_labels_file_values_are_stripped(tmp_path):
+    touch_image(tmp_path / "a.png")
+    touch_image(tmp_path / "b.png")
+    (tmp_path / "labels.csv").write_text("file, label\n a.png , abcd\nb.png,\tx3 mf \n")
+    assert labels_of(collect(tmp_path)) == {"a.png": "abcd", "b.png": "x3 mf"}
+    (tmp_path / "labels.csv").write_text("a.png,abcd\na.png, abcd \n")  # the same row, not a conflict
+    assert labels_of(collect(tmp_path)) == {"a.png": "abcd"}

@@ -326,7 +326,13 @@ class InputPolicy:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputPolicy:
-        return cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+        """The policy a model file records; ValueError when it could not have been written by train."""
+        policy = cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+        if not (policy.height > 0 and 0 < policy.min_width <= policy.max_width and policy.width_stride > 0):
+            raise ValueError(f"impossible input policy {policy.to_dict()}")
+        if policy.channels not in (1, 3):
+            raise ValueError(f"input policy with {policy.channels} channels")
+        return policy
 
 
 DEFAULT_HEIGHT = 32

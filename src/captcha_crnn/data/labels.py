@@ -100,7 +100,8 @@ def read_labels_file(labels_file: Path, root: Path) -> list[LabelledImage]:
     """Rows of `path,label` (comma or tab separated), paths relative to `root`; a header row is skipped.
 
     A path must stay inside `root`: absolute paths and `..` are refused, so a labels file cannot make
-    the tool read files elsewhere. Rows with an empty label are skipped with a warning, as are repeats
+    the tool read files elsewhere. Whitespace around a path or a label is dropped (`a.png, abcd` labels
+    a.png "abcd"). Rows with an empty label are skipped with a warning, as are repeats
     of a row; one path given two different labels is an error. Columns after the label are ignored.
     """
     where = one_line(labels_file)
@@ -133,11 +134,11 @@ def read_labels_file(labels_file: Path, root: Path) -> list[LabelledImage]:
         if len(row) < 2:
             sep = "\\t" if delimiter == "\t" else delimiter
             raise LabelError(f"{where}:{lineno}: expected 'path{sep}label', got {_show(row)}")
-        rel, label = row[0].strip(), row[1]
-        if not items and not seen and label.strip().lower() in HEADER_NAMES and not _is_file(root / rel):
+        rel, label = row[0].strip(), row[1].strip()  # "a.png, abcd" means "abcd", not " abcd"
+        if not items and not seen and label.lower() in HEADER_NAMES and not _is_file(root / rel):
             continue  # header row
         key = _relative_path(rel, f"{where}:{lineno}", root)
-        if not label.strip():
+        if not label:
             unlabelled.append(lineno)
             continue
         if key in seen:

@@ -12,19 +12,25 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
+import os
 import random
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.errors import CaptchaCrnnError, one_line
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from captcha_crnn.data.looks import Look
+
+log = logging.getLogger("captcha_crnn")
 
 DIGITS = "0123456789"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9]+$")
@@ -191,30 +197,91 @@ def parse_size(text: str) -> tuple[tuple[int, int], int]:
     return width, height
 
 
-def generate(out: Path, count: int, style: Style | None = None, seed: int = 0) -> Path:
+def generate(out: Path, count: int, style: Style | None = None, seed: int = 0, force: bool = False) -> Path:
     """Write `count` captchas into `out` plus `labels.csv`, which `train` reads with no extra flags.
 
     Files are named `000042_7041.png` (index, then the label when it is plain ASCII letters and digits),
     so names stay unique even when labels repeat. Returns the labels file's path.
+
+    `out` must not hold images or a labels file yet: new images mixed into old ones would get a labels.csv
+    listing only the new ones. `force` adds them beside what is there, but never replaces a file: the set
+    is drawn into a hidden folder inside `out` and moved in only when none of its names is taken.
     """
     style = style or Style()
     if count < 1:
         raise CaptchaCrnnError(f"--count must be at least 1, got {count}")
     out = Path(out)
-    labels_path = out / "labels.csv"
-    if labels_path.exists():
-        raise CaptchaCrnnError(f"{out}: already holds a generated set (labels.csv); choose a new folder")
+    present = _check_out(out, force)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".generate-", dir=out))
+    try:
+        names = _draw(staging, count, style, seed)
+        taken = [name for name in names if os.path.lexists(out / name)]
+        if taken:
+            raise CaptchaCrnnError(
+                f"{one_line(out)}: {len(taken)} of the new file names already exist there (e.g. "
+                f"{one_line(taken[0])}) and --force never replaces a file; choose a new folder"
+            )
+        for name in names:  # labels.csv last
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()
+    if present:
+        log.warning(
+            "%s already held %d image or labels file(s); its labels.csv lists only the %d new images",
+            one_line(out),
+            len(present),
+            count,
+        )
+    return out / "labels.csv"
+
+
+def _check_out(out: Path, force: bool) -> list[str]:
+    """The images and labels files already in `out`; an error for a file, or for any of them without
+    `force` (and for a labels.csv even with it)."""
+    from captcha_crnn.data.images import IMAGE_SUFFIXES
+    from captcha_crnn.data.labels import DEFAULT_LABEL_FILES
+
+    where = one_line(out)
+    try:
+        if not out.exists():
+            return []
+        if not out.is_dir():
+            raise CaptchaCrnnError(f"{where}: not a folder; generate writes a folder of images")
+        present = sorted(
+            p.name
+            for p in out.iterdir()
+            if p.name in DEFAULT_LABEL_FILES or p.suffix.lower() in IMAGE_SUFFIXES
+        )
+    except OSError as exc:
+        raise CaptchaCrnnError(f"{where}: cannot read ({one_line(exc.strerror or exc, 200)})") from None
+    if force and "labels.csv" in present:
+        raise CaptchaCrnnError(
+            f"{where}: already has a labels.csv, which --force never replaces; choose a new folder"
+        )
+    if present and not force:
+        raise CaptchaCrnnError(
+            f"{where}: already holds {len(present)} image or labels file(s) (e.g. {one_line(present[0])}); "
+            "choose a new folder, or pass --force to add the new images beside them"
+        )
+    return present
+
+
+def _draw(folder: Path, count: int, style: Style, seed: int) -> list[str]:
+    """Draw the set into `folder`, images then labels.csv; returns their file names, labels.csv last."""
     renderer = Renderer(style, seed)
     digits = len(str(count - 1))
     rows = []
     for i in range(count):
         label, image = renderer.sample()
         name = f"{i:0{digits}d}_{label}.png" if SAFE_NAME.match(label) else f"{i:0{digits}d}.png"
-        image.save(out / name)
+        image.save(folder / name)
         rows.append((name, label))
-    with labels_path.open("w", newline="", encoding="utf-8") as fh:
+    with (folder / "labels.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["file", "label"])
         writer.writerows(rows)
-    return labels_path
+    return [name for name, _ in rows] + ["labels.csv"]

@@ -19,9 +19,9 @@ from torch import nn
 
 from captcha_crnn import __version__
 from captcha_crnn.data.images import stack_batch
-from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.errors import CaptchaCrnnError, ModelFileError, one_line
 from captcha_crnn.inference.backends import ONNX_FORMAT, load_onnx
-from captcha_crnn.model.io import load_model
+from captcha_crnn.model.io import ModelBundle, load_model
 
 TOLERANCE = 1e-3  # max |log-prob difference| between PyTorch and onnxruntime (fp32); measured ~1e-6
 NORMALISATION = (
@@ -65,12 +65,26 @@ def export(model_path: Path, out: Path, quantize: bool = False, force: bool = Fa
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise CaptchaCrnnError(f"{out}: the output file must end in .onnx")
+    if not out.parent.is_dir():
+        problem = "not a folder" if out.parent.exists() else "no such folder (create it first)"
+        raise CaptchaCrnnError(f"{out.parent}: {problem}")
+    if out.is_dir():
+        raise CaptchaCrnnError(f"{out}: is a folder; give the path of the .onnx file to write")
     if out.exists() and not force:
         raise CaptchaCrnnError(f"{out}: already exists; pass --force to replace it")
     bundle = load_model(model_path)
     wrapper = LogProbs(bundle.model).eval()
     probe = torch.from_numpy(_probe_batch(bundle.policy))
-    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+    try:
+        return _export(bundle, wrapper, probe, out, quantize)
+    except OSError as exc:  # read-only or full disk, no permission
+        raise CaptchaCrnnError(f"{out}: cannot write ({one_line(exc.strerror or exc, 200)})") from None
+
+
+def _export(
+    bundle: ModelBundle, wrapper: nn.Module, probe: torch.Tensor, out: Path, quantize: bool
+) -> ExportReport:
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # beside OUT: the final rename stays atomic
         raw = Path(tmp) / "model.onnx"
         _torch_export(wrapper, probe, raw)
         import onnx
@@ -134,7 +148,16 @@ def _torch_export(wrapper: nn.Module, probe: torch.Tensor, path: Path) -> None:
 def _verify(wrapper: nn.Module, probe: torch.Tensor, path: Path, charset: str, strict: bool) -> ExportReport:
     from captcha_crnn.data.tokenizer import CTCTokenizer
 
-    loaded = load_onnx(path)
+    try:
+        loaded = load_onnx(path)
+    except ModelFileError as exc:  # e.g. an onnxruntime without a kernel the (quantized) graph needs
+        import onnxruntime
+
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise CaptchaCrnnError(
+            f"export check failed: onnxruntime {onnxruntime.__version__} cannot run the exported model "
+            f"({reason}); the file was not written"
+        ) from None
     with torch.inference_mode():
         expected = wrapper(probe).numpy()
     got = loaded.backend(probe.numpy())

@@ -17,6 +17,7 @@ import torch
 
 from captcha_crnn.data.images import InputPolicy
 from captcha_crnn.errors import ModelFileError
+from captcha_crnn.inference.backends import check_model_path
 from captcha_crnn.model.crnn import CRNN, CRNNConfig
 
 FORMAT = "captcha-crnn/1"
@@ -70,8 +71,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 def load_model(path: str | Path) -> ModelBundle:
     """Read a `model.pt` or a Lightning `.ckpt` written by `train`; anything else is a ModelFileError."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file")
+    check_model_path(path)
     try:
         with warnings.catch_warnings():  # a non-model pickle warns before it fails; the error says it all
             warnings.simplefilter("ignore")
@@ -84,6 +84,10 @@ def load_model(path: str | Path) -> ModelBundle:
         fields, state = raw, raw["state_dict"]
     elif isinstance(raw.get("hyper_parameters"), dict) and "state_dict" in raw:  # Lightning checkpoint
         fields = raw["hyper_parameters"]
+        if not {"model_config", "charset", "input_policy"} <= fields.keys():
+            raise ModelFileError(
+                f"{path}: not a captcha-crnn model file (a Lightning checkpoint of another model)"
+            )
         # The weights' moving average when training kept one (what validation measured), else the weights.
         prefix = "ema_model." if any(k.startswith("ema_model.") for k in raw["state_dict"]) else "model."
         state = {k.removeprefix(prefix): v for k, v in raw["state_dict"].items() if k.startswith(prefix)}
@@ -94,6 +98,10 @@ def load_model(path: str | Path) -> ModelBundle:
         model.load_state_dict(state)
         policy = InputPolicy.from_dict(fields["input_policy"])
         charset = str(fields["charset"])
+        if len(set(charset)) != len(charset):
+            raise ValueError(f"the charset {charset!r} repeats a character")
+        if len(charset) + 1 != model.config.num_classes:
+            raise ValueError(f"{len(charset)} charset characters for {model.config.num_classes - 1} outputs")
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelFileError(
             f"{path}: damaged captcha-crnn model file ({str(exc).splitlines()[0][:160]})"
