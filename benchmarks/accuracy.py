@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from captcha_crnn import __version__
-from captcha_crnn.cli.main import _setup_logging
+from captcha_crnn.cli.common import setup_logging
 from captcha_crnn.data.labels import LabelledImage, collect
 from captcha_crnn.data.synthetic import Style, generate
 from captcha_crnn.inference.evaluate import evaluate
@@ -209,7 +209,7 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=12.0, help="cap on each training run")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a probe's option")
     args = parser.parse_args()
-    _setup_logging()
+    setup_logging()
     logging.getLogger("captcha_crnn").setLevel(logging.WARNING)
     overrides = parse_overrides(args.set)
     if args.tuning or overrides or args.folds:  # probes: kept apart from the reported defaults

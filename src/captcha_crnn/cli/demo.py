@@ -10,7 +10,7 @@ from captcha_crnn.errors import CaptchaCrnnError
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from captcha_crnn.cli.main import _print_metrics
+    from captcha_crnn.cli.common import print_metrics
     from captcha_crnn.data.labels import collect
     from captcha_crnn.data.synthetic import generate
     from captcha_crnn.inference.evaluate import evaluate
@@ -37,7 +37,7 @@ def run_demo(args: argparse.Namespace) -> int:
     recognizer = Recognizer.load(result.model_path)
     test = evaluate(recognizer, collect(test_dir))
     print()
-    _print_metrics(
+    print_metrics(
         test.to_dict(), f"fresh test set, after {result.epochs} epochs ({result.seconds:.0f} s of training):"
     )
     for err in test.errors[:10]:
@@ -49,3 +49,26 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"curves:        {result.run_dir / 'curves.png'}")
     print(f"try:           captcha-crnn predict {result.model_path} {test_dir}")
     return 0
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="generate captchas, train, and evaluate on fresh ones: no data needed",
+        description="Generate a training set and a fresh test set of 4-digit captchas, train "
+        "the default model until validation loss stops improving (a few minutes on 2 CPU cores) and "
+        "evaluate it.",
+    )
+    p.add_argument("--out", type=Path, metavar="DIR", help="demo folder (default: runs/demo-<timestamp>)")
+    p.add_argument("--train-count", type=int, default=6000, help="training images (default: 6000)")
+    p.add_argument("--test-count", type=int, default=500, help="fresh test images (default: 500)")
+    p.add_argument(
+        "--max-time",
+        type=float,
+        default=10,
+        metavar="MINUTES",
+        help="a cap on training time; training normally stops earlier, on convergence (default: 10)",
+    )
+    p.add_argument("--seed", type=int, default=42, help="seed for data and training (default: 42)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    p.set_defaults(func=run_demo)

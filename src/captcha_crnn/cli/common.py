@@ -1,0 +1,76 @@
+"""What several commands share: console logging, label options, number checks, the metrics table."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from captcha_crnn.errors import CaptchaCrnnError
+
+log = logging.getLogger("captcha_crnn")
+
+
+class _ConsoleFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        return f"warning: {msg}" if record.levelno >= logging.WARNING else msg
+
+
+def setup_logging(quiet: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ConsoleFormatter())
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+def add_label_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("labels")
+    g.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="CSV/TSV of 'relative path,label' rows (default: DATA/labels.csv or labels.tsv if "
+        "present, else each file's name without extension)",
+    )
+    g.add_argument(
+        "--label-pattern",
+        metavar="REGEX",
+        help="take the label from the first match of REGEX in the file stem (group 1 if the "
+        r"pattern has a group), e.g. '^[^-_]+' for ab12-0.png or '^([^_]+)_' for ab12_5f3e.png",
+    )
+    g.add_argument("--recursive", action="store_true", help="also look for images in subfolders")
+
+
+def check_numbers(
+    args: argparse.Namespace,
+    at_least_1: Sequence[str] = (),
+    at_least_0: Sequence[str] = (),
+    positive: Sequence[str] = (),
+) -> None:
+    """A one-line error for the first numeric option (by its dest name) out of range; None is unset."""
+    for names, fits, wanted in (
+        (at_least_1, lambda v: v >= 1, "at least 1"),
+        (at_least_0, lambda v: v >= 0, "0 or more"),
+        (positive, lambda v: v > 0, "positive"),
+    ):
+        for name in names:
+            value = getattr(args, name)
+            if value is not None and not fits(value):
+                raise CaptchaCrnnError(f"--{name.replace('_', '-')} must be {wanted}, got {value}")
+
+
+def print_metrics(metrics: dict, title: str) -> None:
+    rows = [
+        ("images", f"{metrics['count']}"),
+        ("sequence accuracy", f"{metrics['sequence_accuracy']:.2%}"),
+        ("character error rate", f"{metrics['cer']:.2%}"),
+        ("character accuracy", f"{metrics['char_accuracy']:.2%}"),
+        ("mean CTC loss", f"{metrics['loss']:.4f}"),
+    ]
+    print(title)
+    for name, value in rows:
+        print(f"  {name:<22}{value:>10}")

@@ -1,0 +1,65 @@
+"""`captcha-crnn evaluate`: score a model on labelled images, optionally with a report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from captcha_crnn.cli.common import add_label_options, check_numbers, print_metrics
+
+if TYPE_CHECKING:
+    pass
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model on labelled images",
+        description="Print count, sequence accuracy, character error rate, character accuracy "
+        "and mean CTC loss, then each wrong image as 'file: truth -> prediction'.",
+    )
+    p.add_argument("model", type=Path, metavar="MODEL", help="model.pt (or a run's .ckpt)")
+    p.add_argument("data", type=Path, metavar="DATA", help="folder of labelled images")
+    add_label_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write a report into DIR: prediction grid (wrong images first), most confused "
+        "characters, per-character accuracy, and a self-contained report.html",
+    )
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from captcha_crnn.data.labels import collect
+    from captcha_crnn.inference.evaluate import evaluate
+    from captcha_crnn.inference.recognizer import Recognizer
+
+    check_numbers(args, at_least_1=("batch_size",))
+    if args.report:
+        from captcha_crnn.reporting.report import prepare_report_dir
+
+        prepare_report_dir(args.report)  # fail before the work, not after
+    recognizer = Recognizer.load(args.model, batch_size=args.batch_size)
+    items = collect(args.data, args.labels, args.label_pattern, args.recursive)
+    result = evaluate(recognizer, items, progress=True)
+    if args.report:
+        from captcha_crnn.reporting.report import write_report
+
+        page = write_report(result, args.report, str(args.model), str(args.data))
+        print(f"report: {page}", file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print_metrics(result.to_dict(), f"{args.model} on {args.data}:")
+    if result.errors:
+        print(f"wrong ({len(result.errors)}):")
+        for err in result.errors:
+            print(f"  {err['file']}: {err['label']} -> {err['prediction']}")
+    return 0

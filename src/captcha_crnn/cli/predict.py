@@ -1,0 +1,62 @@
+"""`captcha-crnn predict`: the text in images, streamed a chunk at a time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from captcha_crnn.cli.common import check_numbers, log
+
+if TYPE_CHECKING:
+    pass
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="read the text in images",
+        description="Print 'path<TAB>text<TAB>confidence' for each image (files, or every "
+        "image in the folders given).",
+    )
+    p.add_argument("model", type=Path, metavar="MODEL", help="model.pt (or a run's .ckpt)")
+    p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument("--recursive", action="store_true", help="also look for images in subfolders")
+    p.add_argument("--json", action="store_true", help='JSON lines: {"file", "text", "confidence"}')
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from captcha_crnn.data.labels import find_images
+    from captcha_crnn.inference.evaluate import progress_bar
+    from captcha_crnn.inference.recognizer import Recognizer
+
+    check_numbers(args, at_least_1=("batch_size",))
+    recognizer = Recognizer.load(args.model, batch_size=args.batch_size)
+    for path in args.paths:  # a file named directly must exist and be readable: checked before any output
+        if not path.is_dir():
+            recognizer.preprocess(path)
+    files = [
+        found
+        for path in args.paths
+        for found in (find_images(path, args.recursive) if path.is_dir() else [path])
+    ]
+    skipped = []
+    # Streamed: a chunk is decoded (in threads), read and printed before the next, so a folder of any
+    # size prints from the start and memory stays flat.
+    bar = not sys.stdout.isatty()  # a bar beside lines printed to the same terminal would garble both
+    for path, log_probs in progress_bar(recognizer.stream(files), len(files), "reading", bar):
+        if isinstance(log_probs, Exception):
+            skipped.append(str(log_probs))
+            continue
+        text, confidence = recognizer.tokenizer.greedy_decode(log_probs)
+        if args.json:
+            print(json.dumps({"file": str(path), "text": text, "confidence": round(confidence, 6)}))
+        else:
+            print(f"{path}\t{text}\t{confidence:.4f}")
+    if skipped:
+        log.warning("skipped %d unreadable file(s), e.g. %s", len(skipped), skipped[0])
+    return 0

@@ -1,0 +1,52 @@
+"""`captcha-crnn preview`: a picture of a data set and its label statistics."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from captcha_crnn.cli.common import add_label_options
+from captcha_crnn.errors import CaptchaCrnnError
+
+if TYPE_CHECKING:
+    pass
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "preview",
+        help="a picture of a data set's images and labels, with statistics",
+        description="Draw a grid of sample images with their labels and print the number of "
+        "images, their sizes, label lengths, character frequencies and unreadable "
+        "files.",
+    )
+    p.add_argument("data", type=Path, metavar="DATA", help="folder of labelled images")
+    add_label_options(p)
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("preview.png"),
+        metavar="FILE.png",
+        help="where to write the grid (default: preview.png)",
+    )
+    p.add_argument("--count", type=int, default=40, metavar="N", help="images in the grid (default: 40)")
+    p.add_argument("--seed", type=int, default=0, help="which images are sampled (default: 0)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from captcha_crnn.data.labels import collect
+
+    if args.out.exists() and not args.force:
+        raise CaptchaCrnnError(f"{args.out}: already exists; pass --force to replace it or another --out")
+    if args.count < 1:
+        raise CaptchaCrnnError(f"--count must be at least 1, got {args.count}")
+    items = collect(args.data, args.labels, args.label_pattern, args.recursive)
+    from captcha_crnn.reporting.preview import preview
+
+    summary = preview(items, args.out, args.count, args.seed)
+    print("\n".join(summary.lines()))
+    print(f"grid:          {args.out}")
+    return 0

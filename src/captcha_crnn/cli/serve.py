@@ -1,0 +1,93 @@
+"""`captcha-crnn serve`: the HTTP service (FastAPI on uvicorn) with its web page."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from captcha_crnn.errors import CaptchaCrnnError
+
+if TYPE_CHECKING:
+    pass
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a model over HTTP, with a web page",
+        description="Serve MODEL over HTTP: POST /v1/recognize (one image, multipart or raw "
+        "body), POST /v1/recognize/batch, GET /v1/model, GET /healthz, OpenAPI "
+        "docs at /docs and a web page at /.",
+    )
+    p.add_argument("model", type=Path, metavar="MODEL", help="model.pt (or a run's .ckpt)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="worker processes, each with its own model (default: 1)"
+    )
+    p.add_argument("--max-body-mb", type=float, default=2.0, help="largest request body in MB (default: 2)")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=4096 * 4096,
+        help="largest image in pixels, a decompression-bomb guard (default: 16777216)",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=512,
+        help="images waiting for the model, per worker; more get 503 with Retry-After (default: 512)",
+    )
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="a request not answered in this time gets 504 (default: 30)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="inference threads per worker (default: CPU cores / workers, at least 1)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from captcha_crnn.inference.recognizer import Recognizer
+    from captcha_crnn.serving.threads import threads_per_worker
+
+    Recognizer.load(args.model)  # a bad MODEL is one clear line here, not a traceback in each worker
+    threads = threads_per_worker(args.workers) if args.threads is None else args.threads
+    counts = {"--workers": args.workers, "--max-queue": args.max_queue, "--threads": threads}
+    for option, value in counts.items():
+        if value < 1:
+            raise CaptchaCrnnError(f"{option} must be at least 1, got {value}")
+    if args.request_timeout <= 0:
+        raise CaptchaCrnnError(f"--request-timeout must be positive, got {args.request_timeout}")
+    os.environ["CAPTCHA_CRNN_MODEL"] = str(args.model)
+    os.environ["CAPTCHA_CRNN_MAX_BODY"] = str(int(args.max_body_mb * 1024 * 1024))
+    os.environ["CAPTCHA_CRNN_MAX_PIXELS"] = str(args.max_pixels)
+    os.environ["CAPTCHA_CRNN_MAX_QUEUE"] = str(args.max_queue)
+    os.environ["CAPTCHA_CRNN_REQUEST_TIMEOUT"] = str(args.request_timeout)
+    os.environ["CAPTCHA_CRNN_THREADS"] = str(threads)
+    print(
+        f"serving {args.model} on http://{args.host}:{args.port}/ with {args.workers} worker(s) x "
+        f"{threads} inference thread(s) (docs at /docs)",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        "captcha_crnn.serving.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+    )
+    return 0

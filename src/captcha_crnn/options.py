@@ -1,0 +1,59 @@
+"""`TrainOptions`: every training option and its default, in one place. The CLI builds its `train`
+options from these defaults, so a default is never written twice. Torch-free: `--help` imports it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from captcha_crnn.model.presets import DEFAULT_PRESET
+
+if TYPE_CHECKING:
+    from captcha_crnn.data.synthetic import Style
+
+
+@dataclass
+class TrainOptions:
+    data: Path | None  # None: generated data only (`synthetic` > 0)
+    out: Path | None = None
+    val_split: float = 0.1
+    val_dir: Path | None = None
+    labels: Path | None = None
+    val_labels: Path | None = None
+    label_pattern: str | None = None
+    recursive: bool = False
+    charset: str | None = None
+    preset: str = DEFAULT_PRESET
+    init: Path | None = None  # a model file to start from (fine-tuning); None: random initialisation
+    rnn: str | None = None  # None: the preset's
+    height: int | None = None
+    min_width: int | None = None
+    max_width: int | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    max_epochs: int = 200
+    max_time: float | None = None  # minutes
+    # Patience in optimiser steps, not epochs, so it means the same on 500 images as on 50,000: stop after
+    # `patience` steps without a 2% better validation loss, halve the LR after `plateau_patience`.
+    patience: int = 600
+    augment: bool = True
+    plateau_patience: int = 200
+    min_steps: int = 500  # no LR cuts or early stopping before this, nor before CTC leaves its blank plateau
+    warmup_steps: int = 100  # the LR rises linearly to `lr` over these first steps
+    ema: bool = True  # validate, select and save an exponential moving average of the weights
+    channels: int | None = None  # 3 colour, 1 grey; None: colour when the training images have colour
+    seed: int = 42
+    synthetic: int = 0  # generated captchas streamed per epoch (0: none)
+    mix: float = 0.5  # with `data`: the share of generated images in each epoch
+    synthetic_style: Style | None = None  # None: the default style, or one matching `data`
+    lazy: bool | None = None  # None: lazy above LAZY_ABOVE images
+    workers: int | None = None  # DataLoader workers; None: 0 in memory, up to 4 for lazy or generated data
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    resume: bool = False
+    force: bool = False
+    progress: bool = True
