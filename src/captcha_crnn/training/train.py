@@ -168,27 +168,12 @@ def _quiet_lightning() -> None:
 
 
 def train(opts: TrainOptions) -> TrainResult:
-    import lightning as L
-    import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    from captcha_crnn.inference.evaluate import evaluate
-    from captcha_crnn.inference.recognizer import Recognizer
-    from captcha_crnn.model.io import load_model, save_model
-    from captcha_crnn.training.callbacks import MetricsCSV, PatientEarlyStopping
-    from captcha_crnn.training.checkpoints import AtomicCheckpointIO
-    from captcha_crnn.training.datamodule import CaptchaDataModule, ImageSet, SyntheticStream, check_labels
-    from captcha_crnn.training.system import CRNNSystem
-
+    """From a data folder (or generated data) to a run folder. The phases, in order: validate the options
+    -> read and check the data -> prepare the run folder (only now is an old run replaced) -> build the
+    trainer -> fit -> finalise (model.pt and validation metrics)."""
     _quiet_lightning()
-    if opts.preset not in PRESETS:
-        raise CaptchaCrnnError(f"unknown --preset {opts.preset!r}; choose from {', '.join(PRESETS)}")
-    if opts.data is None and opts.synthetic <= 0:
-        raise CaptchaCrnnError("give a DATA folder, or --synthetic N to train on generated captchas")
-    if opts.synthetic and not 0 < opts.mix <= 1:
-        raise CaptchaCrnnError(f"--mix must be in (0, 1], the share of generated images; got {opts.mix}")
-    devices = int(opts.devices) if str(opts.devices).isdigit() else 1
-    rank = launch_rank(devices)
+    _validate(opts)
+    rank = launch_rank(int(opts.devices) if str(opts.devices).isdigit() else 1)
     if rank != 0:  # one voice: rank 0 logs for the run
         log.setLevel(logging.WARNING)
     run = _run_path(opts, rank)
@@ -196,67 +181,113 @@ def train(opts: TrainOptions) -> TrainResult:
     if opts.resume:
         opts, saved = _resumed(opts, run)
     elif rank == 0:
-        _existing_run(run, opts)
+        _existing_run(run, opts)  # refused early (unless --force); nothing is removed yet
     data = _load_data(opts, saved)
-    charset, policy, model_config, tokenizer = data.charset, data.policy, data.model_config, data.tokenizer
-    style = data.style
+    sets = _datasets(opts, data)
+    _prepare_run_dir(run, opts, rank)
+    if rank == 0:
+        _announce(opts, data, sets, run, saved)
+    trainer, system, datamodule, best = _build(opts, data, sets, run, saved)
+    started = time.monotonic()
+    trainer.fit(
+        system,
+        datamodule=datamodule,
+        ckpt_path=str(run / "checkpoints" / "last.ckpt") if opts.resume else None,
+        weights_only=True,  # a checkpoint never runs pickled code, even a tampered one
+    )
+    return _finalise(trainer, best, run, data, sets, time.monotonic() - started)
+
+
+def _validate(opts: TrainOptions) -> None:
+    if opts.preset not in PRESETS:
+        raise CaptchaCrnnError(f"unknown --preset {opts.preset!r}; choose from {', '.join(PRESETS)}")
+    if opts.data is None and opts.synthetic <= 0:
+        raise CaptchaCrnnError("give a DATA folder, or --synthetic N to train on generated captchas")
+    if opts.synthetic and not 0 < opts.mix <= 1:
+        raise CaptchaCrnnError(f"--mix must be in (0, 1], the share of generated images; got {opts.mix}")
+
+
+@dataclass
+class _Sets:
+    train: Any  # ImageSet, or SyntheticStream for generated data
+    val: Any  # ImageSet
+    lazy: bool
+    workers: int
+
+
+def _datasets(opts: TrainOptions, data: _Data) -> _Sets:
+    """Check every label against the charset and the input size, then build the training and validation
+    sets (decoded and resized in memory, or lazy)."""
+    from captcha_crnn.training.datamodule import ImageSet, SyntheticStream, check_labels
+
+    tokenizer, policy, style = data.tokenizer, data.policy, data.style
     if style is not None:
         _check_style(style, tokenizer, policy)
     check_labels(data.train_images + data.val_images, tokenizer, policy)
-
     train_set = ImageSet(data.train_images, tokenizer, policy) if data.train_images else None
+    train_data: Any = train_set
     if style is not None:
-        train_data = SyntheticStream(
-            style, opts.synthetic, tokenizer, policy, opts.seed, train_set, opts.mix if train_set else 1.0
-        )
-    else:
-        train_data = train_set
+        mix = opts.mix if train_set else 1.0
+        train_data = SyntheticStream(style, opts.synthetic, tokenizer, policy, opts.seed, train_set, mix)
     val_set = ImageSet(data.val_images, tokenizer, policy)
     for img in data.train_images + data.val_images:
         img.pixels = None  # the sets hold the resized pixels; the originals would double the memory
-    _prepare_run_dir(run, opts, rank)  # only now, with every input checked, is an old run replaced
     lazy = val_set.lazy or (train_set is not None and train_set.lazy)
-    workers = (
-        opts.workers
-        if opts.workers is not None
-        else (min(4, max(1, (os.cpu_count() or 1) - 1)) if lazy or style else 0)
-    )
+    workers = opts.workers
+    if workers is None:  # DataLoader workers only where decoding happens during training
+        workers = min(4, max(1, (os.cpu_count() or 1) - 1)) if lazy or style else 0
+    return _Sets(train_data, val_set, lazy, workers)
 
-    if rank == 0 and not saved:
+
+def _announce(opts: TrainOptions, data: _Data, sets: _Sets, run: Path, saved: dict | None) -> None:
+    """run.json (a new run only) and the log lines that say what is being trained on."""
+    if not saved:
         record = {
             "version": __version__,
-            "charset": charset,
-            "input_policy": policy.to_dict(),
-            "model_config": model_config,
+            "charset": data.charset,
+            "input_policy": data.policy.to_dict(),
+            "model_config": data.model_config,
             "choices": data.choices,
             "options": {k: _jsonable(v) for k, v in asdict(opts).items()},
-            "train_count": len(train_data),  # type: ignore[arg-type]
-            "val_count": len(val_set),
+            "train_count": len(sets.train),
+            "val_count": len(sets.val),
         }
         (run / "run.json").write_text(json.dumps(record, indent=2))
-    if rank == 0:
-        what = f"{len(data.train_images)} images" if data.train_images else ""
-        if style is not None:
-            generated = f"{opts.synthetic} generated captchas per epoch"
-            what = f"{what} mixed with {generated} ({opts.mix:.0%})" if what else generated
-        log.info(
-            "training on %s, validating on %d%s; charset %r; input %s; run folder %s",
-            what,
-            len(val_set),
-            " (read lazily)" if lazy else "",
-            charset,
-            _describe_policy(policy),
-            run,
-        )
-        if data.choices and not saved:
-            log.info("chosen from the data: %s", "; ".join(f"{k} {v}" for k, v in data.choices.items()))
+    what = f"{len(data.train_images)} images" if data.train_images else ""
+    if data.style is not None:
+        generated = f"{opts.synthetic} generated captchas per epoch"
+        what = f"{what} mixed with {generated} ({opts.mix:.0%})" if what else generated
+    log.info(
+        "training on %s, validating on %d%s; charset %r; input %s; run folder %s",
+        what,
+        len(sets.val),
+        " (read lazily)" if sets.lazy else "",
+        data.charset,
+        _describe_policy(data.policy),
+        run,
+    )
+    if data.choices and not saved:
+        log.info("chosen from the data: %s", "; ".join(f"{k} {v}" for k, v in data.choices.items()))
+
+
+def _build(opts: TrainOptions, data: _Data, sets: _Sets, run: Path, saved: dict | None) -> tuple:
+    """The Lightning trainer with its callbacks, the system (model, loss, optimiser) and the data module."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from captcha_crnn.training.callbacks import MetricsCSV, PatientEarlyStopping
+    from captcha_crnn.training.checkpoints import AtomicCheckpointIO
+    from captcha_crnn.training.datamodule import CaptchaDataModule
+    from captcha_crnn.training.system import CRNNSystem
 
     L.seed_everything(opts.seed, workers=True, verbose=False)
-    datamodule = CaptchaDataModule(train_data, val_set, policy, opts.batch_size, opts.seed, workers)  # type: ignore[arg-type]
+    datamodule = CaptchaDataModule(
+        sets.train, sets.val, data.policy, opts.batch_size, opts.seed, sets.workers
+    )
     system = CRNNSystem(
-        model_config,
-        charset,
-        policy.to_dict(),
+        data.model_config,
+        data.charset,
+        data.policy.to_dict(),
         lr=opts.lr,
         weight_decay=opts.weight_decay,
         plateau_patience=opts.plateau_patience,
@@ -266,11 +297,11 @@ def train(opts: TrainOptions) -> TrainResult:
         ema=opts.ema,
     )
     if not saved:
-        _initialise(system, opts, charset)
+        _initialise(system, opts, data.charset)
     # The best checkpoint by validation loss, not CER: on a small validation set CER touches 0 long before
     # the model is done (one run: best.ckpt 94.5% on new images, last.ckpt 98.8%), while the loss keeps
     # ranking models after that.
-    checkpoint = ModelCheckpoint(
+    best = ModelCheckpoint(
         dirpath=run / "checkpoints",
         filename="best",
         monitor="val_loss",
@@ -286,6 +317,7 @@ def train(opts: TrainOptions) -> TrainResult:
         save_on_train_epoch_end=False,
         enable_version_counter=False,
     )
+    devices = int(opts.devices) if str(opts.devices).isdigit() else 1
     distributed = devices * opts.num_nodes > 1 or os.environ.get("WORLD_SIZE", "1") != "1"
     trainer = L.Trainer(
         max_epochs=opts.max_epochs,
@@ -295,11 +327,11 @@ def train(opts: TrainOptions) -> TrainResult:
         num_nodes=opts.num_nodes,
         strategy="ddp" if distributed and opts.strategy == "auto" else opts.strategy,
         use_distributed_sampler=False,  # the data module shards by rank itself (see datamodule.py)
-        reload_dataloaders_every_n_epochs=1 if style is not None else 0,  # the stream learns its epoch
+        reload_dataloaders_every_n_epochs=1 if data.style is not None else 0,  # the stream learns its epoch
         plugins=[AtomicCheckpointIO()],
         gradient_clip_val=5.0,  # a rare huge CTC gradient (a bad batch) must not undo the run
         callbacks=[
-            checkpoint,
+            best,
             last,
             PatientEarlyStopping(monitor="val_loss", patience=opts.patience),
             MetricsCSV(run / "metrics.csv", run / "curves.png"),
@@ -310,34 +342,36 @@ def train(opts: TrainOptions) -> TrainResult:
         enable_progress_bar=opts.progress,
         default_root_dir=run,
     )
-    started = time.monotonic()
-    trainer.fit(
-        system,
-        datamodule=datamodule,
-        ckpt_path=str(run / "checkpoints" / "last.ckpt") if opts.resume else None,
-        weights_only=True,  # a checkpoint never runs pickled code, even a tampered one
-    )
-    seconds = time.monotonic() - started
+    return trainer, system, datamodule, best
+
+
+def _finalise(trainer: Any, best: Any, run: Path, data: _Data, sets: _Sets, seconds: float) -> TrainResult:
+    """model.pt from the best checkpoint (rank 0), and its metrics on the validation images."""
+    import torch
+
+    from captcha_crnn.inference.evaluate import evaluate
+    from captcha_crnn.inference.recognizer import Recognizer
+    from captcha_crnn.model.io import load_model, save_model
+
     last_path = run / "checkpoints" / "last.ckpt"
-    if not checkpoint.best_model_path and not last_path.exists():  # --max-time ended it before validating
+    if not best.best_model_path and not last_path.exists():  # --max-time ended it before validating
         log.warning("stopped before the first validation: model.pt holds the weights as they are")
         trainer.save_checkpoint(last_path)  # every process takes part; rank 0 writes
     if not trainer.is_global_zero:
         return TrainResult(
-            run, run / "model.pt", Path(checkpoint.best_model_path), trainer.current_epoch, seconds, {}
+            run, run / "model.pt", Path(best.best_model_path), trainer.current_epoch, seconds, {}
         )
-
-    best = Path(checkpoint.best_model_path or last_path)
-    bundle = load_model(best)
+    chosen = Path(best.best_model_path or last_path)
+    bundle = load_model(chosen)
     model_path = run / "model.pt"
-    meta = {"version": __version__, "trained_epochs": trainer.current_epoch, "best_checkpoint": best.name}
-    save_model(model_path, bundle.model, charset, policy, meta)
+    meta = {"version": __version__, "trained_epochs": trainer.current_epoch, "best_checkpoint": chosen.name}
+    save_model(model_path, bundle.model, data.charset, data.policy, meta)
     torch.set_grad_enabled(True)
-    recognizer = Recognizer(bundle.model, charset, policy, meta)
+    recognizer = Recognizer(bundle.model, data.charset, data.policy, meta)
     val_items = [img.item for img in data.val_images]
-    pixels = val_set.pixels if data.val_generated else None
+    pixels = sets.val.pixels if data.val_generated else None
     metrics = evaluate(recognizer, val_items, pixels).to_dict()
-    return TrainResult(run, model_path, best, trainer.current_epoch, seconds, metrics)
+    return TrainResult(run, model_path, chosen, trainer.current_epoch, seconds, metrics)
 
 
 @dataclass
