@@ -1,5 +1,13 @@
 """User-facing errors: the CLI prints their message as one line and exits non-zero, no traceback."""
 
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("captcha_crnn")
+
 
 class CaptchaCrnnError(Exception):
     """A problem with the user's input (file, label, option); the message names the file and the fix."""
@@ -39,3 +47,16 @@ def one_line(text: object, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[: max(limit - 3, 0)] + "..."
     return text
+
+
+def warn_skipped(messages: Sequence[str], what: str = "") -> None:
+    """One warning for all the files skipped as unreadable: how many, and the first one's reason."""
+    if messages:
+        kind = f"{what} " if what else ""
+        log.warning("skipped %d unreadable %sfile(s), e.g. %s", len(messages), kind, messages[0])
+
+
+def refuse_existing(path: Path, force: bool, hint: str = "pass --force to replace it") -> None:
+    """Never overwrite what the user has: an existing `path` is an error unless `force`."""
+    if path.exists() and not force:
+        raise CaptchaCrnnError(f"{path}: already exists; {hint}")

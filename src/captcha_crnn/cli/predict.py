@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from captcha_crnn.cli.common import check_numbers, log
+from captcha_crnn.cli.common import check_numbers
+from captcha_crnn.errors import warn_skipped
 
 if TYPE_CHECKING:
     pass
@@ -57,6 +58,5 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"file": str(path), "text": text, "confidence": round(confidence, 6)}))
         else:
             print(f"{path}\t{text}\t{confidence:.4f}")
-    if skipped:
-        log.warning("skipped %d unreadable file(s), e.g. %s", len(skipped), skipped[0])
+    warn_skipped(skipped)
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from captcha_crnn.cli.common import add_label_options
-from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.errors import CaptchaCrnnError, refuse_existing
 
 if TYPE_CHECKING:
     pass
@@ -39,8 +39,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from captcha_crnn.data.labels import collect
 
-    if args.out.exists() and not args.force:
-        raise CaptchaCrnnError(f"{args.out}: already exists; pass --force to replace it or another --out")
+    refuse_existing(args.out, args.force, "pass --force to replace it or another --out")
     if args.count < 1:
         raise CaptchaCrnnError(f"--count must be at least 1, got {args.count}")
     items = collect(args.data, args.labels, args.label_pattern, args.recursive)

@@ -19,7 +19,7 @@ from torch import nn
 
 from captcha_crnn import __version__
 from captcha_crnn.data.images import stack_batch
-from captcha_crnn.errors import CaptchaCrnnError, ModelFileError, one_line
+from captcha_crnn.errors import CaptchaCrnnError, ModelFileError, one_line, refuse_existing
 from captcha_crnn.inference.backends import ONNX_FORMAT, load_onnx
 from captcha_crnn.model.io import ModelBundle, load_model
 
@@ -70,8 +70,7 @@ def export(model_path: Path, out: Path, quantize: bool = False, force: bool = Fa
         raise CaptchaCrnnError(f"{out.parent}: {problem}")
     if out.is_dir():
         raise CaptchaCrnnError(f"{out}: is a folder; give the path of the .onnx file to write")
-    if out.exists() and not force:
-        raise CaptchaCrnnError(f"{out}: already exists; pass --force to replace it")
+    refuse_existing(out, force)
     bundle = load_model(model_path)
     wrapper = LogProbs(bundle.model).eval()
     probe = torch.from_numpy(_probe_batch(bundle.policy))

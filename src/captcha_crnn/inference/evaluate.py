@@ -12,7 +12,7 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from captcha_crnn.data.labels import LabelledImage
-from captcha_crnn.errors import CaptchaCrnnError, ImageError, LabelError
+from captcha_crnn.errors import CaptchaCrnnError, ImageError, LabelError, warn_skipped
 from captcha_crnn.inference.recognizer import Recognizer
 
 log = logging.getLogger("captcha_crnn")
@@ -116,8 +116,7 @@ def evaluate(
                 "confidence": round(confidence, 6),
             }
         )
-    if bad:
-        log.warning("skipped %d unreadable file(s), e.g. %s", len(bad), bad[0])
+    warn_skipped(bad)
     if not records:
         raise CaptchaCrnnError("no readable labelled images to evaluate")
     errors = [r for r in records if r["prediction"] != r["label"]]

@@ -32,7 +32,7 @@ from captcha_crnn.data.images import InputPolicy, load_for_model, open_image, st
 from captcha_crnn.data.labels import LabelledImage
 from captcha_crnn.data.synthetic import Renderer, Style
 from captcha_crnn.data.tokenizer import CTCTokenizer
-from captcha_crnn.errors import CaptchaCrnnError, ImageError, LabelError
+from captcha_crnn.errors import CaptchaCrnnError, ImageError, LabelError, warn_skipped
 
 log = logging.getLogger("captcha_crnn")
 
@@ -61,8 +61,7 @@ def scan(items: Sequence[LabelledImage], what: str, lazy: bool) -> list[ScannedI
                 scanned.append(ScannedImage(item, (pixels.shape[1], pixels.shape[0]), pixels))
         except ImageError as exc:
             bad.append(str(exc))
-    if bad:
-        log.warning("skipped %d unreadable %s file(s), e.g. %s", len(bad), what, bad[0])
+    warn_skipped(bad, what)
     if not scanned:
         raise CaptchaCrnnError(f"none of the {len(items)} {what} images could be read")
     return scanned
