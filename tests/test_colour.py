@@ -96,7 +96,9 @@ def test_training_on_colour_data_chooses_colour_input_and_says_why(tmp_path, hue
     record = json.loads((run / "run.json").read_text())
     assert record["input_policy"]["channels"] == 3 and record["model_config"]["in_channels"] == 3
     assert record["choices"]["input"].startswith("colour")
-    assert "chosen from the data: input colour" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "chosen from the data: input colour" in err
+    assert "GPU available" not in out + err  # Lightning's own chatter stays quiet
     assert load_model(run / "model.pt").policy.channels == 3
 
 

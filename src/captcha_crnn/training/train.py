@@ -155,6 +155,8 @@ def _prepare_run_dir(run: Path, opts: TrainOptions, rank: int) -> None:
 
 def _quiet_lightning() -> None:
     """Keep the console to the progress bar and our own lines."""
+    import lightning  # noqa: F401  (importing it sets its loggers' levels: ours must come after)
+
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     for pattern in (
