@@ -231,6 +231,8 @@ def main() -> None:
     previous = json.loads(out.read_text()) if out.exists() else {}
     if "suite" not in previous:
         previous = {"real": {}, "suite": {}}
+    if not args.only:  # a full run: notes about an earlier run's conditions no longer apply
+        previous.pop("notes", None)
     for part in args.only or [*REAL, *SUITE]:
         print(f"training on {part} ...", flush=True)
         if part in REAL:

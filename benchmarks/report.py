@@ -87,6 +87,8 @@ def accuracy_section(data: dict) -> list[str]:
                 f"| {r['epochs']} ({r['best_epoch']}) | {r['wall_seconds'] / 60:.1f} min | {'met' if met else 'missed'} |"
             )
     lines.append("")
+    lines += [f"Note: {note}" for note in data.get("notes", [])]
+    lines.append("")
     for name, d in data["real"].items():
         wrong = [e for r in d["runs"] for e in r["errors"]]
         if wrong:
