@@ -1,7 +1,8 @@
 """What runs the network for a Recognizer: PyTorch for `model.pt`/`.ckpt`, onnxruntime for `.onnx`.
 
-Both take (B, 1, H, W) float32 images in [0, 1] and return (B, frames, classes) log-probabilities. The
-ONNX backend imports neither torch nor Lightning, so a deployment can install only onnxruntime.
+Both take (B, C, H, W) float32 images in [0, 1] (C: the input policy's channels) and return
+(B, frames, classes) log-probabilities. The ONNX backend imports neither torch nor Lightning, so a
+deployment can install only onnxruntime.
 """
 
 from __future__ import annotations
