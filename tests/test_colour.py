@@ -115,3 +115,19 @@ def test_model_file_holds_the_moving_average_not_the_last_step(trained_run):
     live = raw["state_dict"]["model.head.weight"]
     assert not torch.equal(ema, live)
     assert torch.equal(load_model(trained_run / "checkpoints" / "last.ckpt").model.head.weight, ema)
+
+
+def test_the_average_starts_from_the_first_trained_weights_not_the_random_ones():
+    from types import SimpleNamespace
+
+    from captcha_crnn.model.crnn import config_from_preset
+    from captcha_crnn.training.system import CRNNSystem
+
+    system = CRNNSystem(config_from_preset("nano", 11, 32).to_dict(), "0123456789", {"height": 32})
+    with torch.no_grad():
+        for p in system.model.parameters():
+            p.add_(1.0)  # the live weights move away from the initial ones the average was copied from
+    system._trainer = SimpleNamespace(global_step=1)  # after the first optimiser step
+    system.on_train_batch_end(None, None, 0)
+    for ema, live in zip(system.ema_model.parameters(), system.model.parameters()):
+        assert torch.equal(ema, live)

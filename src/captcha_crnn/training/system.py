@@ -89,8 +89,10 @@ class CRNNSystem(L.LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema_model is None:
             return
-        # The first update (step 0: decay 0) copies the live weights, so a fine-tuned start is kept.
-        decay = min(EMA_MAX_DECAY, 1.0 - (1.0 + self.global_step) ** -EMA_POWER)
+        # global_step already counts the step just taken: the first update (n = 0, decay 0) copies the live
+        # weights, so the average never holds the random weights the model was built with.
+        n = self.global_step - 1
+        decay = min(EMA_MAX_DECAY, 1.0 - (1.0 + max(n, 0)) ** -EMA_POWER)
         ema_params = list(self.ema_model.parameters())
         torch._foreach_lerp_(ema_params, [p.detach() for p in self.model.parameters()], 1.0 - decay)
         for ema_buffer, buffer in zip(self.ema_model.buffers(), self.model.buffers()):
