@@ -208,6 +208,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, action="append", help="real sets: only these folds (0-2)")
     parser.add_argument("--max-minutes", type=float, default=12.0, help="cap on each training run")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a probe's option")
+    parser.add_argument("--train-count", type=int, help="probes: this many training images of the style")
     args = parser.parse_args()
     setup_logging()
     logging.getLogger("captcha_crnn").setLevel(logging.WARNING)
@@ -221,7 +222,9 @@ def main() -> None:
                 result = run_real(part, args.max_minutes, overrides, args.folds)
             else:
                 style, n = (TUNING | SUITE)[part]
-                result = run_style(part, style, n, args.max_minutes, overrides)
+                n = args.train_count or n
+                name = part if n == (TUNING | SUITE)[part][1] else f"{part}-{n}"
+                result = run_style(name, style, n, args.max_minutes, overrides)
             log.append(
                 {"part": part, "overrides": overrides, "date": time.strftime("%Y-%m-%d %H:%M"), **result}
             )
