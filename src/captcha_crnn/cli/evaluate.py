@@ -6,12 +6,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from captcha_crnn.cli.common import add_label_options, check_numbers, print_metrics
-
-if TYPE_CHECKING:
-    pass
 
 
 def add(sub: argparse._SubParsersAction) -> None:

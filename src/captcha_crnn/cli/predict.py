@@ -6,13 +6,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from captcha_crnn.cli.common import check_numbers
 from captcha_crnn.errors import warn_skipped
-
-if TYPE_CHECKING:
-    pass
 
 
 def add(sub: argparse._SubParsersAction) -> None:

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from captcha_crnn.cli.common import add_label_options
 from captcha_crnn.errors import CaptchaCrnnError, refuse_existing
-
-if TYPE_CHECKING:
-    pass
 
 
 def add(sub: argparse._SubParsersAction) -> None:

@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from captcha_crnn.errors import CaptchaCrnnError
-
-if TYPE_CHECKING:
-    pass
 
 
 def add(sub: argparse._SubParsersAction) -> None:

@@ -99,14 +99,12 @@ def evaluate(
         if pixels is not None
         else (zip(items, (lp for _, lp in recognizer.stream(it.path for it in items))))
     )
-    records, bad, edits, chars, losses = [], [], 0, 0, []
+    records, bad, losses = [], [], []
     for item, log_probs in progress_bar(scored, len(items), "evaluating", progress):
         if isinstance(log_probs, ImageError):
             bad.append(str(log_probs))
             continue
         text, confidence = tok.greedy_decode(log_probs)
-        edits += Levenshtein.distance(item.label, text)
-        chars += len(item.label)
         losses.append(ctc_loss([log_probs], [tok.encode(item.label)]))
         records.append(
             {
@@ -120,7 +118,7 @@ def evaluate(
     if not records:
         raise CaptchaCrnnError("no readable labelled images to evaluate")
     errors = [r for r in records if r["prediction"] != r["label"]]
-    cer = edits / chars if chars else 0.0
+    cer = character_error_rate([r["label"] for r in records], [r["prediction"] for r in records])
     return Evaluation(
         count=len(records),
         sequence_accuracy=1.0 - len(errors) / len(records),

@@ -106,19 +106,13 @@ class Recognizer:
     ) -> Iterator[tuple[ImageSource, np.ndarray | ImageError]]:
         """(source, log-probabilities or the ImageError that stopped it) for each image, in order, a chunk
         at a time: decoding and the network alternate, and nothing is kept after it is yielded."""
-        batch: list[ImageSource] = []
-        end = object()
-        for source in itertools.chain(sources, [end]):
-            if source is not end:
-                batch.append(source)  # type: ignore[arg-type]
-                if len(batch) < chunk:
-                    continue
+        remaining = iter(sources)
+        while batch := list(itertools.islice(remaining, chunk)):
             decoded = self.preprocess_many(batch)
             good = [d for d in decoded if not isinstance(d, ImageError)]
             scores = iter(self.log_probs(good))  # type: ignore[arg-type]
             for src, d in zip(batch, decoded):
                 yield src, d if isinstance(d, ImageError) else next(scores)
-            batch = []
 
     def predict_pixels(self, pixels: Sequence[np.ndarray]) -> list[Prediction]:
         return [Prediction(*self.tokenizer.greedy_decode(lp)) for lp in self.log_probs(pixels)]

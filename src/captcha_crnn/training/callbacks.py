@@ -14,6 +14,12 @@ log = logging.getLogger("captcha_crnn")
 COLUMNS = ["epoch", "train_loss", "val_loss", "val_cer", "val_seq_acc", "val_images", "lr", "elapsed_s"]
 
 
+def improved(value: float, best: float, min_delta: float = 0.02, min_abs: float = 1e-3) -> bool:
+    """The one rule for "validation loss got better" that LR halving and early stopping share: lower by
+    `min_delta` of the best (2%), and by at least `min_abs`, so tiny gains near zero loss do not count."""
+    return best == float("inf") or value < best - max(best * min_delta, min_abs)
+
+
 class PatientEarlyStopping(L.Callback):
     """Stop when the monitored metric (validation loss) has not improved by `min_delta` (relative, and
     at least `min_abs` absolute) for `patience` optimiser steps.
@@ -42,9 +48,7 @@ class PatientEarlyStopping(L.Callback):
             return
         value, step = float(trainer.callback_metrics[self.monitor]), trainer.global_step
         holding = getattr(pl_module, "holding", None)
-        better = value < self.best - max(self.best * self.min_delta, self.min_abs) or self.best == float(
-            "inf"
-        )
+        better = improved(value, self.best, self.min_delta, self.min_abs)
         if better or (holding is not None and holding()):
             self.best, self.best_step = min(value, self.best), step
         elif step - self.best_step >= self.patience:

@@ -14,6 +14,7 @@ from torchmetrics.text import CharErrorRate
 from captcha_crnn.data.tokenizer import CTCTokenizer
 from captcha_crnn.model.crnn import CRNN, CRNNConfig
 from captcha_crnn.training.augment import Augmentation
+from captcha_crnn.training.callbacks import improved
 
 PLATEAU_CER = 0.5
 EMA_POWER = 0.75  # EMA decay after n steps: 1 - (1 + n) ** -0.75, i.e. averaging over the last ~n**0.75 steps
@@ -162,8 +163,7 @@ class CRNNSystem(L.LightningModule):
         """Halve the LR when validation loss has not improved by 2% (and by 0.001) for `plateau_patience`
         steps (steps, not epochs, so the rule means the same on 500 images as on 50,000)."""
         step = self.global_step
-        better = self.best_loss == float("inf") or loss < self.best_loss - max(0.02 * self.best_loss, 1e-3)
-        if better or self.holding():
+        if improved(loss, self.best_loss) or self.holding():
             self.best_loss, self.best_step = min(loss, self.best_loss), step
         elif step - self.best_step >= self.hparams.plateau_patience:
             for group in self.trainer.optimizers[0].param_groups:

@@ -71,7 +71,6 @@ def _run_path(opts: TrainOptions, rank: int) -> Path:
 # Options that decide which images train and which validate, or what is learnt: a resumed run must use
 # the recorded ones, or validation images would move into training.
 RECORDED = (
-    "data",
     "val_split",
     "val_dir",
     "labels",
@@ -111,7 +110,7 @@ def _resumed(opts: TrainOptions, run: Path) -> tuple[TrainOptions, dict[str, Any
     defaults = TrainOptions(data=None)
     restored = {}
     for name in RECORDED:
-        if name not in recorded or name == "data":
+        if name not in recorded:
             continue
         given, was = _jsonable(getattr(opts, name)), recorded[name]
         if given != was and given != _jsonable(getattr(defaults, name)):
