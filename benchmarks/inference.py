@@ -2,8 +2,9 @@
 
     python benchmarks/inference.py [--model model.pt]
 
-Without --model, the default model is trained on the captcha-v2 training split (the seeded 90/10 split of
-`train`); all backends are measured on the 72 validation images of that split. ddddocr (a pretrained
+Without --model, the default model is trained on 90% of captcha-v2 (the seeded split of `train`, which
+then takes its own validation split from that 90%); all backends are measured on the other 72 images,
+which neither training nor checkpoint choice saw. ddddocr (a pretrained
 general captcha reader, not trained on this style) runs from its own environment,
 benchmarks/.venv-ddddocr, created here on first use with `pip install ddddocr`. Each backend runs in a
 fresh process (`_infer_worker.py`) that loads the model and predicts 300 single images then 10 batches of
@@ -79,12 +80,15 @@ def main() -> None:
     from captcha_crnn.export.onnx import export
     from captcha_crnn.model.io import load_model
 
+    # The measured images are a held-out 10%: the model trains on the rest, from which `train` takes its
+    # own validation split for checkpoint choice and stopping, so no decision sees the measured images.
     train_items, val_items = split_validation(collect(DATA), 0.1, seed=42)
+    fit_items, select_items = split_validation(train_items, 0.1, seed=42)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = args.model
         if model is None:
-            model = train_default_model(train_items, val_items, tmp)
+            model = train_default_model(fit_items, select_items, tmp)
         export(model, tmp / "model.onnx")
         export(model, tmp / "model-int8.onnx", quantize=True)
         images = tmp / "images.json"

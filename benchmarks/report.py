@@ -118,7 +118,7 @@ def inference_section(d: dict) -> list[str]:
         "",
         "`python benchmarks/inference.py`: the default model trained on the captcha-v2 training split, exported",
         "to ONNX (fp32, and int8 with `--quantize`), and ddddocr's pretrained model (from its own environment),",
-        f"all on the {d['val_images']} validation images of that split. Latency: one image per call, encoded",
+        f"all on {d['val_images']} held-out images (no training or checkpoint choice saw them). Latency: one image per call, encoded",
         "bytes in, text out (image decoding and CTC decoding included), 300 calls. Batch-64: bytes in, text",
         "out, 64 images per call (ddddocr has no batch call: 64 single calls). Network only: batches of 64",
         "already-decoded images. Peak RSS: a fresh process that loads the model and predicts 300 single",
