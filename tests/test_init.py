@@ -37,7 +37,7 @@ def test_backbone_is_copied_and_output_rows_follow_the_characters(tmp_path):
 
 def test_weights_for_another_architecture_are_refused(tmp_path):
     path, _ = donor_file(tmp_path, "0123456789", preset="paper")
-    with pytest.raises(CaptchaCrnnError, match="do not fit"):
+    with pytest.raises(CaptchaCrnnError, match="architecture differs"):
         initialise_from(CRNN(config_from_preset("nano", 11, 32)), "0123456789", path)
     path, _ = donor_file(tmp_path, "0123456789", height=48)
     with pytest.raises(CaptchaCrnnError, match="input height 48"):
@@ -53,4 +53,31 @@ def test_train_init_fine_tunes_from_an_earlier_run(tmp_path, trained_run, captch
     assert "starting from" in capsys.readouterr().err
     code = main([*args, "--force", "--preset", "small", "--init", str(trained_run / "model.pt")])
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert code == 2 and last.startswith("error: ") and "do not fit" in last
+    assert code == 2 and last.startswith("error: ") and "architecture differs" in last
+
+
+def test_colour_weights_start_a_grey_model_with_the_same_response_to_grey_images(tmp_path):
+    torch.manual_seed(0)
+    colour = CRNN(config_from_preset("nano", 11, 32, in_channels=3)).eval()
+    path = tmp_path / "colour.pt"
+    save_model(path, colour, "0123456789", InputPolicy(32, 64, 64, 4, 3), {})
+    grey = CRNN(config_from_preset("nano", 11, 32, in_channels=1)).eval()
+    initialise_from(grey, "0123456789", path)
+    image = torch.rand(2, 1, 32, 64)
+    with torch.no_grad():
+        assert torch.allclose(grey(image), colour(image.expand(-1, 3, -1, -1)), atol=1e-5)
+
+
+def test_train_starts_from_the_general_model_when_it_fits_and_says_so(tmp_path, captcha_dir):
+    import json
+
+    from captcha_crnn.cli.main import main
+
+    base = ["train", str(captcha_dir), "--max-epochs", "1", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert "general model" in json.loads((tmp_path / "a" / "run.json").read_text())["choices"]["start"]
+    assert main([*base, "--out", str(tmp_path / "b"), "--preset", "small"]) == 0  # does not fit: random
+    start = json.loads((tmp_path / "b" / "run.json").read_text())["choices"]["start"]
+    assert start.startswith("random weights: the shipped general model does not fit")
+    assert main([*base, "--out", str(tmp_path / "c"), "--init", "none"]) == 0
+    assert json.loads((tmp_path / "c" / "run.json").read_text())["choices"]["start"].endswith("(--init none)")

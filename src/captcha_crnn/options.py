@@ -25,7 +25,10 @@ class TrainOptions:
     recursive: bool = False
     charset: str | None = None
     preset: str = DEFAULT_PRESET
-    init: Path | None = None  # a model file to start from (fine-tuning); None: random initialisation
+    # The weights to start from: "general" (the shipped pre-trained model, when the architecture allows),
+    # a model file (fine-tuning), or None: a random start. Starting from a model that already reads
+    # captchas needs far fewer labels, and skips CTC's all-blank plateau.
+    init: Path | str | None = "general"
     rnn: str | None = None  # None: the preset's
     height: int | None = None
     min_width: int | None = None

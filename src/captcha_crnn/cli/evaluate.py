@@ -17,7 +17,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         description="Print count, sequence accuracy, character error rate, character accuracy "
         "and mean CTC loss, then each wrong image as 'file: truth -> prediction'.",
     )
-    p.add_argument("model", type=Path, metavar="MODEL", help="model.pt (or a run's .ckpt)")
+    p.add_argument(
+        "model",
+        type=Path,
+        metavar="MODEL",
+        help="model.pt, a run's .ckpt, an exported .onnx, or 'general' (the shipped pre-trained model)",
+    )
     p.add_argument("data", type=Path, metavar="DATA", help="folder of labelled images")
     add_label_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -27,6 +32,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="also write a report into DIR: prediction grid (wrong images first), most confused "
         "characters, per-character accuracy, and a self-contained report.html",
+    )
+    p.add_argument(
+        "--charset",
+        metavar="CHARS",
+        help="read only these characters (e.g. 0123456789): the other classes' scores are masked before "
+        "decoding; with one case only, the model's other case counts for it",
     )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.set_defaults(func=run)
@@ -43,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
 
         prepare_report_dir(args.report)  # fail before the work, not after
     recognizer = Recognizer.load(args.model, batch_size=args.batch_size)
+    if args.charset is not None:
+        recognizer.constraint(args.charset)  # a character the model cannot read: refused before any work
     items = collect(args.data, args.labels, args.label_pattern, args.recursive)
-    result = evaluate(recognizer, items, progress=True)
+    result = evaluate(recognizer, items, progress=True, charset=args.charset)
     if args.report:
         from captcha_crnn.reporting.report import write_report
 

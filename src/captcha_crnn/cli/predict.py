@@ -18,10 +18,21 @@ def add(sub: argparse._SubParsersAction) -> None:
         description="Print 'path<TAB>text<TAB>confidence' for each image (files, or every "
         "image in the folders given).",
     )
-    p.add_argument("model", type=Path, metavar="MODEL", help="model.pt (or a run's .ckpt)")
+    p.add_argument(
+        "model",
+        type=Path,
+        metavar="MODEL",
+        help="model.pt, a run's .ckpt, an exported .onnx, or 'general' (the shipped pre-trained model)",
+    )
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--recursive", action="store_true", help="also look for images in subfolders")
     p.add_argument("--json", action="store_true", help='JSON lines: {"file", "text", "confidence"}')
+    p.add_argument(
+        "--charset",
+        metavar="CHARS",
+        help="read only these characters (e.g. 0123456789): the other classes' scores are masked before "
+        "decoding; with one case only, the model's other case counts for it",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.set_defaults(func=run)
 
@@ -33,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_numbers(args, at_least_1=("batch_size",))
     recognizer = Recognizer.load(args.model, batch_size=args.batch_size)
+    if args.charset is not None:
+        recognizer.constraint(args.charset)  # a character the model cannot read: refused before any work
     for path in args.paths:  # a file named directly must exist and be readable: checked before any output
         if not path.is_dir():
             recognizer.preprocess(path)
@@ -49,10 +62,10 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(log_probs, Exception):
             skipped.append(str(log_probs))
             continue
-        text, confidence = recognizer.tokenizer.greedy_decode(log_probs)
+        pred = recognizer.decode(log_probs, args.charset)
         if args.json:
-            print(json.dumps({"file": str(path), "text": text, "confidence": round(confidence, 6)}))
+            print(json.dumps({"file": str(path), "text": pred.text, "confidence": round(pred.confidence, 6)}))
         else:
-            print(f"{path}\t{text}\t{confidence:.4f}")
+            print(f"{path}\t{pred.text}\t{pred.confidence:.4f}")
     warn_skipped(skipped)
     return 0

@@ -57,10 +57,11 @@ def add(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--rnn", choices=["lstm", "gru"], help="recurrent layer (default: the preset's)")
     g.add_argument(
         "--init",
-        type=Path,
+        default=D.init,
         metavar="MODEL",
-        help="start from this model's weights (same preset; e.g. one trained with --synthetic) instead of "
-        "a random initialisation; characters both charsets share keep their output weights",
+        help="start from this model's weights: 'general' (the shipped pre-trained model, used when the "
+        "preset and height allow), a model file of the same preset, or 'none' for a random start; "
+        f"characters both charsets share keep their output weights (default: {D.init})",
     )
     g.add_argument("--charset", help="characters to learn (default: those in the training labels)")
     g.add_argument("--height", type=int, help="input height, a multiple of 16 (default: 32)")
@@ -227,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
             "synthetic_style": _train_style(args),
             "augment": not args.no_augment,
             "progress": not args.no_progress,
+            "init": None if args.init.lower() == "none" else args.init,
         }
     )
     result = train(opts)

@@ -50,7 +50,7 @@ class Look:
     """How captchas are drawn. Ranges are (low, high), drawn per image or per glyph. For case-sensitive
     charsets keep `size` narrow: glyphs share a baseline, so o and O differ by size only."""
 
-    fonts: tuple[str, ...] = ("droid-mono",)  # one drawn per glyph
+    fonts: tuple[str, ...] = ("droid-mono",)  # names or absolute .ttf/.otf paths; one drawn per glyph
     background: str = "light"  # one of BACKGROUNDS; "mid": a solid colour of middling brightness
     colours: str = "dark"  # one of COLOURS
     size: tuple[float, float] = (0.55, 0.8)  # capital-letter height / image height, per glyph
@@ -67,7 +67,7 @@ class Look:
     shadow: bool = False  # a dark offset copy behind each glyph
 
     def __post_init__(self) -> None:
-        unknown = [f for f in self.fonts if f != "droid-mono" and f not in FONTS]
+        unknown = [f for f in self.fonts if f != "droid-mono" and f not in FONTS and not _font_file(f)]
         if isinstance(self.fonts, str) or not self.fonts or unknown:
             names = ", ".join(["droid-mono", *FONTS])
             raise CaptchaCrnnError(f"unknown font {unknown or self.fonts!r}; fonts are: {names}")
@@ -103,9 +103,18 @@ class Look:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
+def _font_file(name: str) -> bool:
+    """A font given by its file's absolute path (.ttf or .otf) rather than by name."""
+    return Path(name).is_absolute() and Path(name).suffix.lower() in (".ttf", ".otf")
+
+
 @functools.cache
 def font_path(name: str) -> str:
     """The TTF file of a font name; CaptchaCrnnError naming the package to install when it is missing."""
+    if _font_file(name):
+        if not Path(name).is_file():
+            raise CaptchaCrnnError(f"font file {name} does not exist")
+        return name
     if name == "droid-mono":
         try:
             return str(resources.files("captcha") / "data" / "DroidSansMono.ttf")

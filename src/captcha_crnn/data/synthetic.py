@@ -47,6 +47,9 @@ class Style:
     transparent: bool = False  # colour text on a transparent background (RGBA) instead of a light one
     noise_lines: tuple[int, int] = (0, 0)  # extra straight lines across the text, drawn per image
     look: Look | None = None  # draw with looks.draw (which then decides transparency), not ImageCaptcha
+    # "general": each image in a random look, size, charset and length (data/general.py), the mixture
+    # the general model learns from; charset, length, width and height then only bound the input size.
+    recipe: str | None = None
 
     def __post_init__(self) -> None:
         if not self.charset or any(ch.isspace() for ch in self.charset):
@@ -57,6 +60,8 @@ class Style:
             raise CaptchaCrnnError(f"image size must be at least 16x16, got {self.width} x {self.height}")
         if not 0 <= self.noise_lines[0] <= self.noise_lines[1]:
             raise CaptchaCrnnError(f"--noise-lines must be 0 or more, low <= high, got {self.noise_lines}")
+        if self.recipe not in (None, "general"):
+            raise CaptchaCrnnError(f"unknown recipe {self.recipe!r}; the one recipe is 'general'")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Style:
@@ -133,6 +138,10 @@ class Renderer:
         self._writers: dict[int, object] = {}
 
     def label(self) -> str:
+        if self.style.recipe:
+            from captcha_crnn.data import general
+
+            return general.label(self.rng)
         return "".join(
             self.rng.choice(self.style.charset) for _ in range(self.rng.randint(*self.style.length))
         )
@@ -141,6 +150,10 @@ class Renderer:
         from PIL import ImageDraw
 
         style = self.style
+        if style.recipe:
+            from captcha_crnn.data import general
+
+            return general.draw(label, self.rng)
         width = self.rng.randint(*style.width)
         if style.look is not None:
             from captcha_crnn.data import looks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -69,3 +70,45 @@ class CTCTokenizer:
     def decode_batch(self, log_probs: np.ndarray, lengths: Sequence[int]) -> list[tuple[str, float]]:
         """Greedy decoding of a (B, T, C) batch, each row cut to its own length."""
         return [self.greedy_decode(lp, int(n)) for lp, n in zip(log_probs, lengths)]
+
+    def constrain(self, allowed: str) -> Constraint:
+        """Decoding restricted to the characters of `allowed` (`--charset`), by their scores.
+
+        Each allowed character keeps its own class's probability, plus its other case's when the model
+        knows both cases and `allowed` has only this one (a model reading "A" on a lower-case-only site
+        means "a"). Classes left over lose their probability mass before decoding, so a "0" the model
+        scores as "O" first becomes the best digit, not a missing character.
+        """
+        if not allowed or any(ch.isspace() for ch in allowed):
+            raise LabelError(f"--charset must be non-empty characters without spaces, got {allowed!r}")
+        allowed = "".join(dict.fromkeys(allowed))
+        groups = [(BLANK,)]
+        for ch in allowed:
+            other = ch.swapcase()
+            group = tuple(
+                self._index[c]
+                for c in dict.fromkeys((ch, other))
+                if c in self._index and (c == ch or c not in allowed)
+            )
+            if not group:
+                raise LabelError(
+                    f"--charset has {ch!r}, which the model cannot read (its charset is {self.charset!r})"
+                )
+            groups.append(group)
+        return Constraint(CTCTokenizer(allowed), tuple(groups))
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A restricted charset's tokenizer, and which of the model's classes count for each of its classes."""
+
+    tokenizer: CTCTokenizer
+    groups: tuple[tuple[int, ...], ...]  # for output class i (0: blank), the model classes summed into it
+
+    def project(self, log_probs: np.ndarray) -> np.ndarray:
+        """(T, model classes) log-probabilities -> (T, allowed classes + 1), renormalised over what is kept."""
+        kept = np.stack([np.logaddexp.reduce(log_probs[:, list(g)], axis=1) for g in self.groups], axis=1)
+        return kept - np.logaddexp.reduce(kept, axis=1, keepdims=True)
+
+    def decode(self, log_probs: np.ndarray) -> tuple[str, float]:
+        return self.tokenizer.greedy_decode(self.project(log_probs))

@@ -103,6 +103,9 @@ def check_model_path(path: Path) -> None:
 
 
 def load_any(path: str | Path) -> LoadedModel:
-    path = Path(path)
+    """A model file, or the name of a shipped model ("general")."""
+    from captcha_crnn.weights import resolve
+
+    path = resolve(path, ".onnx")
     check_model_path(path)
     return load_onnx(path) if is_onnx(path) else load_torch(path)

@@ -78,21 +78,25 @@ def evaluate(
     items: Sequence[LabelledImage],
     pixels: Sequence[np.ndarray] | None = None,
     progress: bool = False,
+    charset: str | None = None,
 ) -> Evaluation:
     """Score `recognizer` on labelled images; unreadable files are skipped with a warning.
 
     Images are decoded and scored a chunk at a time, so memory does not grow with the number of images
     (beyond one short record each). `pixels`, when given, are the items' images already preprocessed
     (generated validation images that exist only in memory); the items' paths then only name them.
-    `progress` draws a progress bar on stderr when it is a terminal.
+    `progress` draws a progress bar on stderr when it is a terminal. `charset` restricts what the model
+    may read (`--charset`); the loss is then the restricted distribution's.
     """
-    tok = recognizer.tokenizer
+    constraint = recognizer.constraint(charset) if charset is not None else None
+    tok = constraint.tokenizer if constraint else recognizer.tokenizer
     for item in items:
         missing = tok.unknown_chars(item.label)
         if missing:
+            whose = "--charset" if constraint else "model charset"
             raise LabelError(
                 f"{item.path}: label {item.label!r} has characters the model does not know: {missing!r} "
-                f"(model charset {tok.charset!r})"
+                f"({whose} {tok.charset!r})"
             )
     scored = (
         zip(items, recognizer.log_probs(pixels))
@@ -104,6 +108,8 @@ def evaluate(
         if isinstance(log_probs, ImageError):
             bad.append(str(log_probs))
             continue
+        if constraint:
+            log_probs = constraint.project(log_probs)
         text, confidence = tok.greedy_decode(log_probs)
         losses.append(ctc_loss([log_probs], [tok.encode(item.label)]))
         records.append(

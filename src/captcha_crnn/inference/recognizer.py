@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from captcha_crnn.data.images import ImageSource, InputPolicy, load_for_model, stack_batch
-from captcha_crnn.data.tokenizer import CTCTokenizer
+from captcha_crnn.data.tokenizer import Constraint, CTCTokenizer
 from captcha_crnn.errors import ImageError
 from captcha_crnn.inference.backends import Backend, OnnxBackend, TorchBackend, load_any
 
@@ -29,10 +29,14 @@ class Prediction:
 class Recognizer:
     """Reads text from captcha images with a trained model.
 
-    >>> rec = Recognizer.load("runs/demo/model.pt")   # or an exported model.onnx
+    >>> rec = Recognizer.load("runs/demo/model.pt")   # or an exported model.onnx, or "general"
     >>> rec.predict("7041.png").text
     '7041'
+    >>> rec.predict("7041.png", charset="0123456789").text   # read digits only
+    '7041'
     """
+
+    CONSTRAINTS_KEPT = 64  # restricted charsets remembered (the service takes one per request)
 
     def __init__(
         self,
@@ -49,10 +53,12 @@ class Recognizer:
         self.policy = policy
         self.meta = meta or {}
         self.batch_size = batch_size
+        self._constraints: dict[str, Constraint] = {}
 
     @classmethod
     def load(cls, path: str | Path, batch_size: int = 64) -> Recognizer:
-        """Load a `model.pt` or a run's `.ckpt` (PyTorch), or a `.onnx` from `export` (onnxruntime only)."""
+        """Load a `model.pt` or a run's `.ckpt` (PyTorch), a `.onnx` from `export` (onnxruntime only), or
+        the shipped general model by its name, "general"."""
         loaded = load_any(path)
         meta = {**loaded.meta, "path": str(path)}
         return cls(loaded.backend, loaded.charset, loaded.policy, meta, batch_size)
@@ -114,15 +120,36 @@ class Recognizer:
             for src, d in zip(batch, decoded):
                 yield src, d if isinstance(d, ImageError) else next(scores)
 
-    def predict_pixels(self, pixels: Sequence[np.ndarray]) -> list[Prediction]:
-        return [Prediction(*self.tokenizer.greedy_decode(lp)) for lp in self.log_probs(pixels)]
+    def constraint(self, charset: str) -> Constraint:
+        """Decoding restricted to `charset` (see CTCTokenizer.constrain); a LabelError names a character
+        the model cannot read."""
+        found = self._constraints.get(charset)
+        if found is None:
+            if len(self._constraints) >= self.CONSTRAINTS_KEPT:
+                self._constraints.clear()
+            found = self._constraints[charset] = self.tokenizer.constrain(charset)
+        return found
 
-    def predict(self, images: ImageSource | Sequence[ImageSource]) -> Prediction | list[Prediction]:
+    def decode(self, log_probs: np.ndarray, charset: str | None = None) -> Prediction:
+        """One image's (frames, classes) log-probabilities -> text, read only as `charset` when given."""
+        if charset is None:
+            return Prediction(*self.tokenizer.greedy_decode(log_probs))
+        return Prediction(*self.constraint(charset).decode(log_probs))
+
+    def predict_pixels(self, pixels: Sequence[np.ndarray], charset: str | None = None) -> list[Prediction]:
+        return [self.decode(lp, charset) for lp in self.log_probs(pixels)]
+
+    def predict(
+        self, images: ImageSource | Sequence[ImageSource], charset: str | None = None
+    ) -> Prediction | list[Prediction]:
         """Text and confidence for one image (path, bytes, PIL image or numpy array) or a list of them.
 
-        A single image gives a single Prediction; a list gives a list in the same order.
+        A single image gives a single Prediction; a list gives a list in the same order. `charset`
+        restricts the output to those characters (their scores decide, not a filter afterwards).
         """
+        if charset is not None:
+            self.constraint(charset)  # a bad charset fails before any image is read
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)
-        preds = self.predict_pixels([self.preprocess(img) for img in batch])
+        preds = self.predict_pixels([self.preprocess(img) for img in batch], charset)
         return preds[0] if single else preds

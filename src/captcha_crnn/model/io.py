@@ -69,8 +69,11 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 
 def load_model(path: str | Path) -> ModelBundle:
-    """Read a `model.pt` or a Lightning `.ckpt` written by `train`; anything else is a ModelFileError."""
-    path = Path(path)
+    """Read a `model.pt` or a Lightning `.ckpt` written by `train`, or a shipped model by name ("general");
+    anything else is a ModelFileError."""
+    from captcha_crnn.weights import resolve
+
+    path = resolve(path, ".pt")
     check_model_path(path)
     try:
         with warnings.catch_warnings():  # a non-model pickle warns before it fails; the error says it all

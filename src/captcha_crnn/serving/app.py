@@ -14,9 +14,9 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -24,6 +24,7 @@ from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from captcha_crnn import __version__
+from captcha_crnn.errors import LabelError
 from captcha_crnn.inference.recognizer import Recognizer
 from captcha_crnn.serving.batcher import ApiError, MicroBatcher
 from captcha_crnn.serving.limits import ServeLimits
@@ -159,8 +160,9 @@ def create_app(recognizer: Recognizer, model_path: str, limits: ServeLimits | No
         responses=error_responses(400, 413, 415, 422, 500, 503, 504),
         openapi_extra={"requestBody": IMAGE_BODY},
     )
-    async def recognize(request: Request) -> dict[str, Any]:
+    async def recognize(request: Request, charset: Charset = None) -> dict[str, Any]:
         """One image, as a multipart file field or as the raw request body."""
+        _check_charset(recognizer, charset)
         if _is_multipart(request):
             one = "send exactly one image file, or the image as the raw request body"
             files = await uploads(request, max_files=1, too_many=ApiError(400, one), max_fields=fields)
@@ -169,7 +171,7 @@ def create_app(recognizer: Recognizer, model_path: str, limits: ServeLimits | No
             item = files[0]
         else:
             item = ("body", await request.body())
-        return (await batcher.submit([item]))[0]
+        return (await batcher.submit([item], charset))[0]
 
     @app.post(
         "/v1/recognize/batch",
@@ -177,16 +179,17 @@ def create_app(recognizer: Recognizer, model_path: str, limits: ServeLimits | No
         responses=error_responses(400, 413, 415, 422, 500, 503, 504),
         openapi_extra={"requestBody": BATCH_BODY},
     )
-    async def recognize_batch(request: Request) -> list[dict[str, Any]]:
+    async def recognize_batch(request: Request, charset: Charset = None) -> list[dict[str, Any]]:
         """Several images as multipart file fields; the answers come in the same order. One bad image
         fails the whole request (with that image's error)."""
+        _check_charset(recognizer, charset)
         if not _is_multipart(request):
             raise ApiError(415, "send the images as multipart/form-data file fields")
         too_many = ApiError(413, f"at most {limits.max_batch} images per batch")
         files = await uploads(request, max_files=limits.max_batch, too_many=too_many, max_fields=fields)
         if not files:
             raise ApiError(400, "no image files in the request")
-        results = await batcher.submit(files)
+        results = await batcher.submit(files, charset)
         return [{"file": name, **r} for (name, _), r in zip(files, results)]
 
     @app.get(
@@ -210,6 +213,24 @@ def create_app(recognizer: Recognizer, model_path: str, limits: ServeLimits | No
         return PAGE
 
     return app
+
+
+Charset = Annotated[
+    str | None,
+    Query(
+        max_length=512,
+        description="read only these characters, e.g. 0123456789 (masked before decoding; with one case "
+        "only, the model's other case counts for it)",
+    ),
+]
+
+
+def _check_charset(recognizer: Recognizer, charset: str | None) -> None:
+    if charset is not None:
+        try:
+            recognizer.constraint(charset)
+        except LabelError as exc:
+            raise ApiError(422, str(exc).replace("--charset", "charset")) from None
 
 
 def _is_multipart(request: Request) -> bool:

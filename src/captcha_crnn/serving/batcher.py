@@ -56,7 +56,7 @@ class Model(Protocol):
         self, image: bytes, name: str, max_pixels: int, formats: tuple[str, ...]
     ) -> np.ndarray: ...
 
-    def predict_pixels(self, pixels: list[np.ndarray]) -> list[Prediction]: ...
+    def predict_pixels(self, pixels: list[np.ndarray], charset: str | None = None) -> list[Prediction]: ...
 
 
 Outcome = list[dict[str, Any]] | ApiError
@@ -66,6 +66,7 @@ Outcome = list[dict[str, Any]] | ApiError
 class Job:
     items: list[tuple[str, bytes]]
     future: asyncio.Future = field(repr=False)
+    charset: str | None = None  # read only these characters (already checked against the model)
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -118,9 +119,11 @@ class MicroBatcher:
 
     # ------------------------------------------------------------ producer side (request handlers)
 
-    async def submit(self, items: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    async def submit(
+        self, items: list[tuple[str, bytes]], charset: str | None = None
+    ) -> list[dict[str, Any]]:
         """Queue one request's images and wait, at most `request_timeout`, for their results."""
-        job = self._enqueue(items)
+        job = self._enqueue(items, charset)
         try:
             return await asyncio.wait_for(job.future, self.limits.request_timeout)
         except asyncio.TimeoutError:  # wait_for cancelled the future: the loop will skip the job
@@ -128,7 +131,7 @@ class MicroBatcher:
                 504, f"no answer within {self.limits.request_timeout:g} s; the server is overloaded"
             ) from None
 
-    def _enqueue(self, items: list[tuple[str, bytes]]) -> Job:
+    def _enqueue(self, items: list[tuple[str, bytes]], charset: str | None = None) -> Job:
         if problem := self.problem:
             raise ApiError(503, problem)
         # An empty queue takes any request, so a batch larger than max_queue is still served.
@@ -138,7 +141,7 @@ class MicroBatcher:
                 f"server busy: {self.queued} images already waiting; retry in {RETRY_AFTER_S} s",
                 {"Retry-After": str(RETRY_AFTER_S)},
             )
-        job = Job(items, asyncio.get_running_loop().create_future())
+        job = Job(items, asyncio.get_running_loop().create_future(), charset)
         self.waiting.append(job)
         self.queued += len(items)
         self._wakeup.set()
@@ -198,23 +201,27 @@ class MicroBatcher:
 
     def _process(self, jobs: list[Job]) -> list[Outcome]:
         """Decode each job's images (a bad one fails only its own job), then run the network on all of
-        them; if the network fails, every job in this pass gets the 500."""
+        them, one pass per restricted charset asked for; if the network fails, every job in this pass
+        gets the 500."""
         outcomes: list[Outcome] = []
-        pixels: list[np.ndarray] = []
-        owners: list[int] = []
+        by_charset: dict[str | None, tuple[list[np.ndarray], list[int]]] = {}
         for index, job in enumerate(jobs):
             decoded = self._decode(job)
             outcomes.append(decoded if isinstance(decoded, ApiError) else [])
             if not isinstance(decoded, ApiError):
+                pixels, owners = by_charset.setdefault(job.charset, ([], []))
                 pixels += decoded
                 owners += [index] * len(decoded)
         try:
-            preds = self._forward(pixels)
+            answers = [
+                (owners, self._forward(pixels, charset)) for charset, (pixels, owners) in by_charset.items()
+            ]
         except Exception as exc:
             error = internal_error(exc, "running the model")
             return [error] * len(jobs)
-        for owner, pred in zip(owners, preds, strict=True):
-            outcomes[owner].append({"text": pred.text, "confidence": round(pred.confidence, 6)})  # type: ignore[union-attr]
+        for owners, preds in answers:
+            for owner, pred in zip(owners, preds, strict=True):
+                outcomes[owner].append({"text": pred.text, "confidence": round(pred.confidence, 6)})  # type: ignore[union-attr]
         return outcomes
 
     def _decode(self, job: Job) -> list[np.ndarray] | ApiError:
@@ -228,10 +235,10 @@ class MicroBatcher:
         except Exception as exc:
             return internal_error(exc, "reading the images")
 
-    def _forward(self, pixels: list[np.ndarray]) -> list[Prediction]:
+    def _forward(self, pixels: list[np.ndarray], charset: str | None) -> list[Prediction]:
         """Never more than `max_queue_batch` images in one network call."""
         step = self.limits.max_queue_batch
         preds: list[Prediction] = []
         for start in range(0, len(pixels), step):
-            preds += self.model.predict_pixels(pixels[start : start + step])
+            preds += self.model.predict_pixels(pixels[start : start + step], charset)
         return preds

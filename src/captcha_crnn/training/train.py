@@ -298,7 +298,7 @@ def _build(opts: TrainOptions, data: _Data, sets: _Sets, run: Path, saved: dict 
         ema=opts.ema,
     )
     if not saved:
-        _initialise(system, opts, data.charset)
+        _initialise(system, opts, data)
     # The best checkpoint by validation loss, not CER: on a small validation set CER touches 0 long before
     # the model is done (one run: best.ckpt 94.5% on new images, last.ckpt 98.8%), while the loss keeps
     # ranking models after that.
@@ -386,6 +386,7 @@ class _Data:
     model_config: dict[str, Any]
     tokenizer: CTCTokenizer
     choices: dict[str, str]  # what the defaults chose from the data, and why (run.json; one log line)
+    donor: Any = None  # the ModelBundle whose weights start training (--init); None: a random start
 
 
 def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
@@ -429,9 +430,9 @@ def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
             sizes = [(style.width[0], style.height), (style.width[1], style.height)]
         channels, choices["input"] = _channels(opts, train_images, style)
         policy = _policy(opts, sizes, channels)
-        model_config = config_from_preset(
-            opts.preset, len(charset) + 1, policy.height, opts.rnn, policy.channels
-        ).to_dict()
+        config = config_from_preset(opts.preset, len(charset) + 1, policy.height, opts.rnn, policy.channels)
+        model_config = config.to_dict()
+        donor, choices["start"] = _donor(opts, config)
     val_generated = False
     if opts.data is None and style is not None:  # a fixed generated validation set, held in memory
         val_images = _generated_validation(style, opts.seed, max(200, min(2000, opts.synthetic // 10)))
@@ -446,14 +447,42 @@ def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
         model_config,
         CTCTokenizer(charset),
         choices,
+        donor if not saved else None,
     )
 
 
-def _initialise(system: Any, opts: TrainOptions, charset: str) -> None:
+def _donor(opts: TrainOptions, config: Any) -> tuple[Any, str]:
+    """The model whose weights start training, and why: the shipped general model when its architecture
+    fits (else a random start), a model file given with --init (which must fit), or none."""
+    from captcha_crnn.errors import ModelFileError
+    from captcha_crnn.model.init import mismatch
+    from captcha_crnn.model.io import load_model
+    from captcha_crnn.weights import is_builtin
+
+    if opts.init is None:
+        return None, "random weights (--init none)"
+    if is_builtin(opts.init):
+        try:
+            donor = load_model(opts.init)
+        except ModelFileError as exc:
+            log.warning("starting from random weights: %s", exc)
+            return None, "random weights: the shipped general model is missing"
+        reason = mismatch(donor.model.config, config)
+        if reason:
+            return None, f"random weights: the shipped general model does not fit ({reason})"
+        return donor, "the shipped general model's weights: it already reads captchas of many styles"
+    donor = load_model(opts.init)
+    reason = mismatch(donor.model.config, config)
+    if reason:
+        raise CaptchaCrnnError(f"{opts.init}: --init cannot start this model: {reason}")
+    return donor, f"the weights of {opts.init}"
+
+
+def _initialise(system: Any, opts: TrainOptions, data: _Data) -> None:
     from captcha_crnn.model.init import initialise_from
 
-    if opts.init is not None:
-        initialise_from(system.model, charset, opts.init)
+    if data.donor is not None:
+        initialise_from(system.model, data.charset, opts.init, data.donor)  # type: ignore[arg-type]
 
 
 def _style_like(images: list, charset: str | None) -> Style:

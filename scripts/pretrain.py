@@ -1,0 +1,134 @@
+"""Train the general model that ships with the package, and package it.
+
+    python scripts/pretrain.py train [--minutes 85]   # starts, or resumes, runs/general
+    python scripts/pretrain.py package                 # best weights -> src/captcha_crnn/weights/
+
+`train` streams captchas of the general recipe (`captcha_crnn.data.general`: a random look, size,
+charset and length per image) and validates on a fixed generated set. It resumes from the run's last
+checkpoint, so the job can be spread over several sessions: `--minutes` is the total training time, kept
+across resumes (Lightning's timer is in the checkpoint). `package` may run while training goes on; it
+writes `general.pt` (weights, charset, recipe, seed in its metadata), `general.onnx` for the slim install,
+and `general.json` with both files' SHA-256, which loading checks.
+
+The fonts come from Debian packages the shipped package does not need:
+    apt-get install fonts-liberation fonts-freefont-ttf fonts-roboto-unhinted fonts-urw-base35
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from captcha_crnn.data import general
+from captcha_crnn.data.synthetic import Style
+from captcha_crnn.options import TrainOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / "runs" / "general"
+WEIGHTS = ROOT / "src" / "captcha_crnn" / "weights"
+SEED = 20261122
+STYLE = Style(charset=general.CHARSET, length=(1, 10), width=(80, 400), height=32, recipe="general")
+OPTIONS = {  # recorded in the model's metadata beside the recipe
+    "preset": "nano",
+    "synthetic": 20_000,  # generated images per epoch, fresh each epoch
+    "batch_size": 64,
+    "lr": 1e-3,
+    "channels": 3,
+    "patience": 1_000_000,  # no early stop: the time budget ends the run
+    "plateau_patience": 1_500,  # halve the LR after ~5 epochs without a 2% lower validation loss
+    "max_epochs": 10_000,
+    "init": None,  # a random start: the general model is what this makes
+}
+
+
+def recipe() -> dict:
+    """Everything that decides the training data, for the model's metadata."""
+    return {
+        "style": asdict(STYLE),
+        "seed": SEED,
+        "charsets": [[chars, weight] for chars, weight in general.CHARSETS],
+        "length_weights": list(general.LENGTH_WEIGHTS),
+        "library_share": general.LIBRARY_SHARE,
+        "fonts": [Path(f).name for f in general.fonts()],
+        "font_packages": general.FONT_PACKAGES,
+        "options": OPTIONS,
+        "script": "scripts/pretrain.py",
+    }
+
+
+def train(minutes: float) -> None:
+    from captcha_crnn.training.train import train as run_training
+
+    if not general.fonts():
+        sys.exit(f"no fonts for the general recipe: apt-get install {general.FONT_PACKAGES}")
+    resume = (RUN / "checkpoints" / "last.ckpt").is_file()
+    opts = TrainOptions(
+        data=None,
+        out=RUN,
+        synthetic_style=STYLE,
+        seed=SEED,
+        max_time=minutes,
+        resume=resume,
+        progress=False,
+        **OPTIONS,
+    )
+    result = run_training(opts)
+    print(f"general model: {result}")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def package() -> None:
+    """Best checkpoint so far -> general.pt + general.onnx + general.json (checksums), atomically each."""
+    import csv
+
+    from captcha_crnn.export.onnx import export
+    from captcha_crnn.model.io import load_model, save_model
+
+    best = RUN / "checkpoints" / "best.ckpt"
+    if not best.is_file():
+        sys.exit(f"{best}: no checkpoint yet; run `python scripts/pretrain.py train` first")
+    bundle = load_model(best)
+    rows = list(csv.DictReader((RUN / "metrics.csv").open()))
+    seen = {
+        "epochs": len(rows),
+        "images": len(rows) * OPTIONS["synthetic"],
+        "minutes": round(float(rows[-1]["elapsed_s"]) / 60, 1),
+        "val_seq_acc": max(float(r["val_seq_acc"]) for r in rows if r["val_seq_acc"]),
+    }
+    meta = {"name": "general", "recipe": recipe(), "trained": seen}
+    WEIGHTS.mkdir(parents=True, exist_ok=True)
+    save_model(WEIGHTS / "general.pt", bundle.model, bundle.charset, bundle.policy, meta)
+    export(WEIGHTS / "general.pt", WEIGHTS / "general.onnx", force=True)
+    manifest = {
+        "name": "general",
+        "files": {name: sha256(WEIGHTS / name) for name in ("general.pt", "general.onnx")},
+        "trained": seen,
+        "recipe": recipe(),
+    }
+    (WEIGHTS / "general.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"packaged {WEIGHTS}: {json.dumps(seen)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="start or resume the pre-training run")
+    t.add_argument("--minutes", type=float, default=85.0, help="total training time across resumes")
+    sub.add_parser("package", help="ship the best weights so far as package data")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    train(args.minutes) if args.command == "train" else package()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The general model's training data: captchas of a random look, size, charset and length, per image.
+
+`Style(recipe="general")` draws with `draw()` here instead of one fixed look, so `train --synthetic N`
+streams the mixture the shipped general model (`benchmarks/pretrain.py`) learns from. Every draw comes
+from the `rng` passed in, so a seed gives the same images.
+
+Fonts: the free families Debian packages (Liberation, FreeFont, Roboto, URW base35). DejaVu and the
+`captcha` package's DroidSansMono are left out on purpose: the held-out benchmark styles
+(`benchmarks/styles.py`) are drawn with them, so the general model never saw their fonts.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import string
+from pathlib import Path
+
+from PIL import Image
+
+from captcha_crnn.data import looks
+from captcha_crnn.data.looks import BACKGROUNDS, Look
+
+CHARSET = string.digits + string.ascii_lowercase + string.ascii_uppercase
+FONT_GLOBS = (
+    "truetype/liberation/*.ttf",
+    "truetype/freefont/*.ttf",
+    "truetype/roboto/unhinted/RobotoTTF/*.ttf",
+    "truetype/roboto/unhinted/*.ttf",
+    "opentype/urw-base35/*.otf",
+)
+FONT_PACKAGES = "fonts-liberation fonts-freefont-ttf fonts-roboto-unhinted fonts-urw-base35"
+# Symbols, dingbats and a script face: not text a captcha is drawn in.
+EXCLUDED_FONTS = ("StandardSymbolsPS", "D050000L", "Z003")
+
+# Which characters a label draws from, and how often: most real captchas use digits or lower case.
+CHARSETS = (
+    (string.digits, 0.2),
+    (string.ascii_lowercase + string.digits, 0.35),
+    (string.ascii_uppercase + string.digits, 0.15),
+    (CHARSET, 0.3),
+)
+LENGTH_WEIGHTS = (1, 2, 4, 8, 8, 7, 5, 3, 2, 2)  # lengths 1..10
+LIBRARY_SHARE = 0.25  # drawn by the `captcha` library's ImageCaptcha (with these fonts) instead of looks
+# Glyph colours that stay readable on each background (transparent is composited on white).
+COLOURS_FOR = {
+    "light": ("dark", "random", "multi"),
+    "white": ("dark", "random", "multi"),
+    "transparent": ("dark", "random", "multi"),
+    "dark": ("light", "random", "multi"),
+    "mid": ("random", "multi", "equiluminant", "dark"),
+    "gradient": ("random", "multi", "equiluminant", "dark"),
+    "texture": ("random", "multi", "equiluminant", "dark"),
+}
+
+
+@functools.cache
+def fonts(root: str = "/usr/share/fonts") -> tuple[str, ...]:
+    """The font files the recipe draws with, sorted; empty when none of the packages is installed."""
+    found = {str(p) for pattern in FONT_GLOBS for p in Path(root).glob(pattern)}
+    return tuple(sorted(f for f in found if not any(x in Path(f).name for x in EXCLUDED_FONTS)))
+
+
+def label(rng: random.Random) -> str:
+    chars = rng.choices([c for c, _ in CHARSETS], [w for _, w in CHARSETS])[0]
+    length = rng.choices(range(1, len(LENGTH_WEIGHTS) + 1), LENGTH_WEIGHTS)[0]
+    return "".join(rng.choice(chars) for _ in range(length))
+
+
+def size(text: str, rng: random.Random) -> tuple[int, int]:
+    """(width, height) from 60x20 to 400x100, with 0.45-1.2 heights of width per character."""
+    height = rng.randint(20, 100)
+    width = round(height * (len(text) * rng.uniform(0.45, 1.2) + rng.uniform(0.2, 1.0)))
+    if width > 400:
+        height, width = max(20, round(height * 400 / width)), 400
+    return max(60, width), height
+
+
+def look(pool: tuple[str, ...], rng: random.Random) -> Look:
+    """A random Look: fonts, background and colours, sizes, distortions and noise."""
+    background = rng.choices(BACKGROUNDS, (2, 3, 1, 1, 1.5, 1, 1.5))[0]
+    size_low = rng.uniform(0.45, 0.75)
+    spacing_low = rng.uniform(-0.2, 0.4)
+    chance = rng.random
+    return Look(
+        fonts=tuple(rng.sample(pool, k=min(len(pool), rng.choice((1, 1, 2, 3))))),
+        background=background,
+        colours=rng.choice(COLOURS_FOR[background]),
+        size=(size_low, min(0.95, size_low + rng.uniform(0, 0.2))),
+        rotation=rng.uniform(0, 25) if chance() < 0.7 else 0.0,
+        baseline=rng.uniform(0, 0.08) if chance() < 0.5 else 0.0,
+        spacing=(spacing_low, spacing_low + rng.uniform(0, 0.5)),
+        warp=rng.uniform(0, 0.08) if chance() < 0.3 else 0.0,
+        blur=rng.uniform(0, 1.2) if chance() < 0.3 else 0.0,
+        strike_lines=(0, rng.choice((0, 0, 1, 2, 3, 4))),
+        line_width=(1, rng.randint(1, 3)),
+        arcs=(0, rng.choice((0, 0, 0, 1, 2))),
+        dots=rng.uniform(0, 0.08) if chance() < 0.3 else 0.0,
+        outline=chance() < 0.08,
+        shadow=chance() < 0.1,
+    )
+
+
+def draw(text: str, rng: random.Random) -> Image.Image:
+    """One captcha of `text` in a random look and size."""
+    pool = fonts()
+    if not pool:
+        from captcha_crnn.errors import CaptchaCrnnError
+
+        raise CaptchaCrnnError(f"the general recipe's fonts are missing: apt-get install {FONT_PACKAGES}")
+    width, height = size(text, rng)
+    if rng.random() < LIBRARY_SHARE:
+        return _library(text, width, height, pool, rng)
+    return looks.draw(look(pool, rng), text, width, height, rng)
+
+
+def _library(text: str, width: int, height: int, pool: tuple[str, ...], rng: random.Random) -> Image.Image:
+    from captcha.image import ImageCaptcha
+
+    from captcha_crnn.data.synthetic import _seeded_captcha
+
+    sizes = [max(10, round(height * f)) for f in (0.7, 0.85, 0.95)]
+    writer = ImageCaptcha(width=width, height=height, fonts=rng.sample(pool, k=2), font_sizes=sizes)
+    with _seeded_captcha(rng):
+        return writer.generate_image(text)
