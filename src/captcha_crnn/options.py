@@ -24,6 +24,7 @@ class TrainOptions:
     label_pattern: str | None = None
     recursive: bool = False
     charset: str | None = None
+    ignore_case: bool = False  # fold labels to lower case: for sites that draw mixed case but accept any
     preset: str = DEFAULT_PRESET
     # The weights to start from: "general" (the shipped pre-trained model, when the architecture allows),
     # a model file (fine-tuning), or None: a random start. Starting from a model that already reads

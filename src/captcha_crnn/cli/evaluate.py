@@ -39,6 +39,11 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="read only these characters (e.g. 0123456789): the other classes' scores are masked before "
         "decoding; with one case only, the model's other case counts for it",
     )
+    p.add_argument(
+        "--ignore-case",
+        action="store_true",
+        help="score without regard to case: labels and readings are folded to lower case",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.set_defaults(func=run)
 
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.charset is not None:
         recognizer.constraint(args.charset)  # a character the model cannot read: refused before any work
     items = collect(args.data, args.labels, args.label_pattern, args.recursive)
-    result = evaluate(recognizer, items, progress=True, charset=args.charset)
+    result = evaluate(recognizer, items, progress=True, charset=args.charset, ignore_case=args.ignore_case)
     if args.report:
         from captcha_crnn.reporting.report import write_report
 

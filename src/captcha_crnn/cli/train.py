@@ -64,6 +64,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         f"characters both charsets share keep their output weights (default: {D.init})",
     )
     g.add_argument("--charset", help="characters to learn (default: those in the training labels)")
+    g.add_argument(
+        "--ignore-case",
+        action="store_true",
+        help="fold labels to lower case (for sites that draw mixed case but accept any); the model reads "
+        "lower case and records it",
+    )
     g.add_argument("--height", type=int, help="input height, a multiple of 16 (default: 32)")
     g.add_argument(
         "--channels",

@@ -97,6 +97,7 @@ def _export(
             "model_config": json.dumps(bundle.model.config.to_dict()),
             "version": __version__,
             "quantized": "int8" if quantize else "no",
+            "ignore_case": "yes" if bundle.meta.get("ignore_case") else "no",
         }
         del proto.metadata_props[:]
         for key, value in meta.items():

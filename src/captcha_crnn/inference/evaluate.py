@@ -79,6 +79,7 @@ def evaluate(
     pixels: Sequence[np.ndarray] | None = None,
     progress: bool = False,
     charset: str | None = None,
+    ignore_case: bool = False,
 ) -> Evaluation:
     """Score `recognizer` on labelled images; unreadable files are skipped with a warning.
 
@@ -86,8 +87,13 @@ def evaluate(
     (beyond one short record each). `pixels`, when given, are the items' images already preprocessed
     (generated validation images that exist only in memory); the items' paths then only name them.
     `progress` draws a progress bar on stderr when it is a terminal. `charset` restricts what the model
-    may read (`--charset`); the loss is then the restricted distribution's.
+    may read (`--charset`); the loss is then the restricted distribution's. `ignore_case` scores without
+    regard to case: labels are folded to lower case and the model's upper-case scores count for lower
+    case (a model trained with --ignore-case is always scored so).
     """
+    if ignore_case or recognizer.ignore_case:
+        charset = "".join(dict.fromkeys((charset or recognizer.charset).lower()))
+        items = [LabelledImage(item.path, item.label.lower()) for item in items]
     constraint = recognizer.constraint(charset) if charset is not None else None
     tok = constraint.tokenizer if constraint else recognizer.tokenizer
     for item in items:

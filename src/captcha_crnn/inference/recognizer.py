@@ -15,7 +15,7 @@ import numpy as np
 from captcha_crnn.data.images import ImageSource, InputPolicy, load_for_model, stack_batch
 from captcha_crnn.data.tokenizer import Constraint, CTCTokenizer
 from captcha_crnn.errors import ImageError
-from captcha_crnn.inference.backends import Backend, OnnxBackend, TorchBackend, load_any
+from captcha_crnn.inference.backends import Backend, TorchBackend, load_any
 
 CHUNK = 512  # images decoded and run per step when streaming: memory stays flat whatever the folder's size
 
@@ -46,14 +46,17 @@ class Recognizer:
         meta: dict[str, Any] | None = None,
         batch_size: int = 64,
     ) -> None:
-        """`model` is a backend (images -> log-probabilities, see backends.py) or a torch module."""
-        is_backend = isinstance(model, (TorchBackend, OnnxBackend))
-        self.backend: Backend = model if is_backend else TorchBackend(model)
+        """`model` is a torch module, or a backend: any callable from (B, C, H, W) images to
+        (B, frames, classes) log-probabilities (see backends.py)."""
+        is_module = hasattr(model, "parameters")  # a torch module; anything else is already a backend
+        self.backend: Backend = TorchBackend(model) if is_module else model
         self.tokenizer = CTCTokenizer(charset)
         self.policy = policy
         self.meta = meta or {}
         self.batch_size = batch_size
         self._constraints: dict[str, Constraint] = {}
+        # Trained with --ignore-case: it reads lower case, and its labels are folded before scoring.
+        self.ignore_case = str(self.meta.get("ignore_case", "")).lower() in ("true", "yes")
 
     @classmethod
     def load(cls, path: str | Path, batch_size: int = 64) -> Recognizer:

@@ -78,6 +78,7 @@ RECORDED = (
     "label_pattern",
     "recursive",
     "charset",
+    "ignore_case",
     "seed",
     "synthetic",
     "mix",
@@ -366,6 +367,8 @@ def _finalise(trainer: Any, best: Any, run: Path, data: _Data, sets: _Sets, seco
     bundle = load_model(chosen)
     model_path = run / "model.pt"
     meta = {"version": __version__, "trained_epochs": trainer.current_epoch, "best_checkpoint": chosen.name}
+    if data.ignore_case:
+        meta["ignore_case"] = True  # labels were folded to lower case; evaluate folds labels likewise
     save_model(model_path, bundle.model, data.charset, data.policy, meta)
     torch.set_grad_enabled(True)
     recognizer = Recognizer(bundle.model, data.charset, data.policy, meta)
@@ -387,6 +390,7 @@ class _Data:
     tokenizer: CTCTokenizer
     choices: dict[str, str]  # what the defaults chose from the data, and why (run.json; one log line)
     donor: Any = None  # the ModelBundle whose weights start training (--init); None: a random start
+    ignore_case: bool = False
 
 
 def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
@@ -398,9 +402,12 @@ def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
     val_images: list[ScannedImage] = []
     if opts.data is not None:
         items = collect(Path(opts.data), opts.labels, opts.label_pattern, opts.recursive)
+        if opts.ignore_case:
+            items = _folded(items)
         if opts.val_dir:
             train_items = items
             val_items = collect(Path(opts.val_dir), opts.val_labels, opts.label_pattern, opts.recursive)
+            val_items = _folded(val_items) if opts.ignore_case else val_items
         else:
             train_items, val_items = split_validation(items, opts.val_split, opts.seed)
         lazy = opts.lazy if opts.lazy is not None else len(items) > LAZY_ABOVE
@@ -414,6 +421,8 @@ def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
         )
         if opts.synthetic_style and train_images and not opts.charset:  # draw DATA's characters
             style = replace(style, charset=_style_like(train_images, None).charset)
+        if opts.ignore_case:
+            style = replace(style, charset=_fold(style.charset))
     choices: dict[str, str] = {}
     if saved:
         charset, policy = saved["charset"], InputPolicy.from_dict(saved["input_policy"])
@@ -421,7 +430,7 @@ def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
         choices = saved.get("choices", {})
     else:
         if opts.charset:
-            charset = opts.charset
+            charset = _fold(opts.charset) if opts.ignore_case else opts.charset
         else:
             labels = [img.item.label for img in train_images] + ([style.charset] if style else [])
             charset = CTCTokenizer.from_labels(labels).charset
@@ -448,7 +457,17 @@ def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
         CTCTokenizer(charset),
         choices,
         donor if not saved else None,
+        opts.ignore_case,
     )
+
+
+def _fold(chars: str) -> str:
+    """Lower-case characters, each once, in order."""
+    return "".join(dict.fromkeys(chars.lower()))
+
+
+def _folded(items: list) -> list:
+    return [replace(item, label=item.label.lower()) for item in items]
 
 
 def _donor(opts: TrainOptions, config: Any) -> tuple[Any, str]:
