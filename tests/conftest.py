@@ -52,3 +52,23 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, captcha_dir: Path) -> 
     )
     assert code == 0
     return run
+
+
+@pytest.fixture(scope="session")
+def reading_model(tmp_path_factory):
+    """An untrained digit model made to read something in every frame (its blank bias pushed down), so
+    that what a restriction changes shows."""
+    import torch
+
+    from captcha_crnn.data.images import InputPolicy
+    from captcha_crnn.model.crnn import CRNN, config_from_preset
+    from captcha_crnn.model.io import save_model
+
+    torch.manual_seed(0)
+    model = CRNN(config_from_preset("nano", 11, 32))
+    with torch.no_grad():
+        model.head.weight.mul_(40)  # frames differ enough to read different digits
+        model.head.bias[0] = -20.0
+    path = tmp_path_factory.mktemp("charset") / "model.pt"
+    save_model(path, model, "0123456789", InputPolicy(32, 80, 80, 4), {})
+    return path

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from captcha_crnn import __version__
-from captcha_crnn.cli import demo, evaluate, export, generate, predict, preview, serve, train
+from captcha_crnn.cli import demo, evaluate, export, generate, label, predict, preview, serve, train
 from captcha_crnn.cli.common import setup_logging
 from captcha_crnn.errors import CaptchaCrnnError
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (train, evaluate, predict, export, serve, preview, generate, demo):
+    for command in (train, evaluate, predict, export, serve, label, preview, generate, demo):
         command.add(sub)
     return parser
 

@@ -1,0 +1,108 @@
+"""Fine-tuning on the labels so far, in a separate process, while the page stays usable.
+
+`captcha-crnn train` runs as a child process (its own interpreter and cores, so a training step never
+blocks the page) on the labelled rows only, starting from the model that makes the suggestions now.
+When it ends, the new model makes the suggestions and the order is worked out again (active learning).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from captcha_crnn.errors import CaptchaCrnnError, one_line
+
+log = logging.getLogger("captcha_crnn")
+MIN_LABELS = 20  # fewer leave no validation images worth the name
+MAX_MINUTES = 5.0
+
+
+@dataclass
+class JobState:
+    state: str = "idle"  # idle, running, done, failed
+    labels: int = 0  # labelled images it trained on
+    started: float | None = None
+    finished: float | None = None
+    val_accuracy: float | None = None  # sequence accuracy on its validation images
+    message: str = ""
+    model: str | None = None  # the new model file, once done
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Retrainer:
+    def __init__(self, root: Path, runs: Path, on_done: Callable[[Path], None] | None = None) -> None:
+        self.root, self.runs, self.on_done = root, runs, on_done
+        self.job = JobState()
+        self.count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self.job.state == "running"
+
+    def start(
+        self, labelled: list[tuple[str, str]], init: str | None, minutes: float = MAX_MINUTES
+    ) -> JobState:
+        """Start fine-tuning on `labelled` (file, label) pairs from the model `init` (None: from scratch)."""
+        with self._lock:
+            if self.running:
+                raise CaptchaCrnnError("a retrain is already running")
+            if len(labelled) < MIN_LABELS:
+                raise CaptchaCrnnError(
+                    f"retraining needs at least {MIN_LABELS} labelled images; there are {len(labelled)}"
+                )
+            self.count += 1
+            run = self.runs / f"retrain-{self.count}"
+            run.mkdir(parents=True, exist_ok=True)
+            labels = run / "train-labels.csv"
+            with labels.open("w", newline="", encoding="utf-8") as fh:
+                csv.writer(fh).writerows([("file", "label"), *labelled])
+            cmd = [
+                sys.executable, "-m", "captcha_crnn", "-q", "train", str(self.root), "--labels", str(labels),
+                "--out", str(run / "run"), "--force", "--no-progress", "--val-split", "0.2",
+                "--max-time", str(minutes), "--init", init or "none",
+            ]  # fmt: skip
+            self.job = JobState("running", len(labelled), time.time())
+            threading.Thread(target=self._run, args=(cmd, run / "run"), daemon=True).start()
+            return self.job
+
+    def _run(self, cmd: list[str], out: Path) -> None:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
+                raise CaptchaCrnnError(f"training failed: {one_line(lines[-1], 200)}")
+            accuracy = best_val_accuracy(out / "metrics.csv")
+            if self.on_done is not None:
+                self.on_done(out / "model.pt")
+            self.job.val_accuracy = accuracy
+            self.job.model = str(out / "model.pt")
+            self.job.message = f"validation accuracy {accuracy:.1%}" if accuracy is not None else "done"
+            self.job.state = "done"
+        except Exception as exc:  # the page shows it; the workbench keeps the model it had
+            self.job.message = one_line(exc, 300)
+            self.job.state = "failed"
+            log.warning("retrain failed: %s", self.job.message)
+        finally:
+            self.job.finished = time.time()
+
+
+def best_val_accuracy(metrics: Path) -> float | None:
+    """Validation sequence accuracy of the epoch with the lowest validation loss (the one model.pt keeps)."""
+    try:
+        rows = [r for r in csv.DictReader(metrics.open()) if r.get("val_loss")]
+    except OSError:
+        return None
+    if not rows:
+        return None
+    return float(min(rows, key=lambda r: float(r["val_loss"]))["val_seq_acc"])

@@ -1,0 +1,188 @@
+"""The labelling workbench through its JSON API: every route, atomic writes, resume, order, bad input,
+and the retrain job."""
+
+import csv
+import shutil
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from captcha_crnn import Recognizer
+from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.labelling.app import create_label_app
+from captcha_crnn.labelling.retrain import Retrainer
+from captcha_crnn.labelling.store import LabelStore, read_rows
+from captcha_crnn.labelling.workbench import Workbench
+
+
+@pytest.fixture
+def folder(tmp_path, captcha_dir):
+    """24 unlabelled images (the labels stay aside, in `truth`), plus one broken file."""
+    out = tmp_path / "todo"
+    out.mkdir()
+    rows = list(csv.reader((captcha_dir / "labels.csv").open()))[1:25]
+    for name, _ in rows:
+        shutil.copy(captcha_dir / name, out / name)
+    (out / "zz-broken.png").write_bytes(b"not a png")
+    return out
+
+
+def truth(captcha_dir) -> dict[str, str]:
+    return dict(list(csv.reader((captcha_dir / "labels.csv").open()))[1:])
+
+
+def open_bench(folder, model=None, **kwargs):
+    store = LabelStore(folder / "labels.csv").open()
+    recognizer = Recognizer.load(model) if model else None
+    bench = Workbench(folder, store, recognizer, **kwargs)
+    bench.start()
+    return bench
+
+
+def wait_scored(bench, deadline=30.0):
+    stop = time.monotonic() + deadline
+    while len(bench.suggestions) + len(bench.broken) < len(bench.files):
+        assert time.monotonic() < stop, "scoring did not finish"
+        time.sleep(0.05)
+
+
+def test_label_save_resume_and_csv_format(folder, captcha_dir):
+    bench = open_bench(folder, order="name", charset="0123456789")
+    with TestClient(create_label_app(bench)) as client:
+        first = client.get("/api/next").json()
+        assert first["file"] == sorted(p.name for p in folder.glob("*.png"))[0]
+        assert first["suggestion"] is None and first["labelled"] == 0 and first["total"] == 25
+        assert len(first["upcoming"]) == 4 and first["file"] not in first["upcoming"]
+        label = truth(captcha_dir)[first["file"]]
+        saved = client.post("/api/label", json={"file": first["file"], "label": label})
+        assert saved.status_code == 200 and saved.json()["status"] == "labelled"
+        assert (
+            client.get("/api/image", params={"file": first["file"]}).content
+            == (folder / first["file"]).read_bytes()
+        )
+        second = client.get("/api/next").json()
+        assert second["file"] != first["file"] and second["labelled"] == 1
+    # written at once, atomically (no temporary file left), in the format `train --labels` reads
+    assert [f.name for f in folder.iterdir() if f.name.endswith(".tmp")] == []
+    rows = list(csv.reader((folder / "labels.csv").open()))
+    assert rows == [["file", "label", "status", "suggestion"], [first["file"], label, "labelled", ""]]
+    bench.store.close()
+    resumed = open_bench(folder, order="name")  # a restart continues where it stopped
+    assert resumed.next()["file"] == second["file"] and resumed.counts()["labelled"] == 1
+    resumed.store.close()
+
+
+def test_bad_input_is_refused_with_the_reason(folder):
+    bench = open_bench(folder, order="name", charset="0123456789")
+    with TestClient(create_label_app(bench)) as client:
+        file = client.get("/api/next").json()["file"]
+        for bad in ("12a4", "12 4", ""):
+            r = client.post("/api/label", json={"file": file, "label": bad})
+            assert r.status_code == 422, bad
+        assert "'a'" in client.post("/api/label", json={"file": file, "label": "12a4"}).json()["detail"]
+        for missing in ("nope.png", "../labels.csv", "zz-broken.png/.."):
+            assert client.post("/api/label", json={"file": missing, "label": "1234"}).status_code == 404
+            assert client.get("/api/image", params={"file": missing}).status_code == 404
+        assert not (folder / "labels.csv").exists()  # nothing refused was written
+        # the unreadable file, once met, is listed and never offered
+        assert client.get("/api/item", params={"file": "zz-broken.png"}).status_code == 200
+        status = client.get("/api/status").json()
+        assert list(status["unreadable_files"]) == ["zz-broken.png"] and status["total"] == 24
+        assert "zz-broken.png" not in bench.queue()
+    with pytest.raises(CaptchaCrnnError, match="another"):  # a second workbench on the same labels
+        LabelStore(folder / "labels.csv").open()
+    bench.store.close()
+
+
+def test_rows_for_missing_files_are_kept_and_reported(folder):
+    (folder / "labels.csv").write_text("file,label\ngone.png,9999\n")
+    bench = open_bench(folder, order="name")
+    assert bench.missing == ["gone.png"]
+    file = bench.next()["file"]
+    bench.label(file, "1234")
+    assert read_rows(folder / "labels.csv")["gone.png"].label == "9999"
+    bench.store.close()
+
+
+def test_skip_unreadable_and_back(folder):
+    bench = open_bench(folder, order="name")
+    with TestClient(create_label_app(bench)) as client:
+        first = client.get("/api/next").json()["file"]
+        assert client.post("/api/skip", json={"file": first}).status_code == 200
+        second = client.get("/api/next").json()["file"]
+        assert second != first
+        assert client.post("/api/unreadable", json={"file": second}).json()["status"] == "unreadable"
+        item = client.get("/api/item", params={"file": second}).json()
+        assert item["status"] == "unreadable" and item["label"] == ""
+        queue = bench.queue()
+        assert queue[-1] == first and second not in queue  # skipped: last; unreadable: out
+        assert client.get("/api/status").json()["unreadable"] == 1
+    assert read_rows(folder / "labels.csv")[second].status == "unreadable"
+    bench.store.close()
+
+
+def test_confidence_order_puts_the_least_certain_first(folder, trained_run):
+    model = trained_run / "model.pt"
+    bench = open_bench(folder, model=model)
+    wait_scored(bench)
+    rec = Recognizer.load(model)
+    files = sorted(p.name for p in folder.glob("*.png") if p.name != "zz-broken.png")
+    confidence = {f: rec.predict(folder / f).confidence for f in files}
+    first = bench.next()
+    assert first["file"] == min(files, key=confidence.get)
+    assert first["confidence"] == pytest.approx(confidence[first["file"]], abs=1e-5)
+    assert first["suggestion"] == rec.predict(folder / first["file"]).text
+    assert "zz-broken.png" in bench.broken
+    bench.store.close()
+
+
+def test_accepted_suggestions_are_counted(folder, reading_model):
+    bench = open_bench(folder, model=reading_model, order="name")
+    item = bench.next()
+    assert item["suggestion"]
+    bench.label(item["file"], item["suggestion"])
+    other = bench.next()
+    bench.label(other["file"], other["suggestion"] + "7")
+    counts = bench.counts()
+    assert counts["labelled"] == 2 and counts["accepted"] == 1
+    bench.store.close()
+
+
+def test_review_flags_disagreements_and_is_read_only(folder, reading_model):
+    bench = open_bench(folder, model=reading_model, order="name")
+    files = bench.queue()[:3]
+    for f in files[:2]:
+        bench.label(f, bench.suggestion(f).text)  # agrees
+    bench.label(files[2], "0000000")  # a typo the model cannot agree with
+    with TestClient(create_label_app(bench, review=True)) as client:
+        listed = client.get("/api/review").json()
+        assert listed[0]["file"] == files[2] and listed[0]["disagrees"]
+        assert len(listed) == 3
+        assert client.post("/api/label", json={"file": files[0], "label": "1"}).status_code == 403
+    bench.store.close()
+
+
+def test_retrain_job_fine_tunes_and_refreshes_the_suggestions(folder, captcha_dir, trained_run, tmp_path):
+    bench = open_bench(folder, model=trained_run / "model.pt", order="name")
+    retrainer = Retrainer(folder, tmp_path / "runs")
+    app = create_label_app(bench, retrainer, str(trained_run / "model.pt"))
+    labels = truth(captcha_dir)
+    with TestClient(app) as client:
+        too_few = client.post("/api/retrain")
+        assert too_few.status_code == 409 and "at least 20" in too_few.json()["detail"]
+        for f in bench.queue()[:20]:
+            assert client.post("/api/label", json={"file": f, "label": labels[f]}).status_code == 200
+        retrainer.start(bench.labelled(), str(trained_run / "model.pt"), minutes=0.1)
+        assert client.get("/api/retrain").json()["state"] == "running"
+        assert client.post("/api/retrain").status_code == 409  # one at a time
+        assert client.get("/api/next").status_code == 200  # the page stays usable meanwhile
+        stop = time.monotonic() + 240
+        while retrainer.running and time.monotonic() < stop:
+            time.sleep(0.2)
+        job = client.get("/api/retrain").json()
+        assert job["state"] == "done", job["message"]
+        assert job["labels"] == 20 and 0.0 <= job["val_accuracy"] <= 1.0
+        assert client.get("/api/status").json()["model"] == job["model"]
+    assert bench.generation == 1 and bench.recognizer.meta["path"] == job["model"]
+    bench.store.close()
