@@ -1,0 +1,81 @@
+"""The labelling page in headless Chromium, keyboard only: label, skip, go back, reload, find it saved."""
+
+import csv
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.test_serving_e2e import CHROMIUM, FLAGS, free_port, sync_api
+
+
+@pytest.fixture
+def workbench(tmp_path, captcha_dir):
+    folder = tmp_path / "todo"
+    folder.mkdir()
+    truth = dict(list(csv.reader((captcha_dir / "labels.csv").open()))[1:7])
+    for name in truth:
+        shutil.copy(captcha_dir / name, folder / name)
+    port = free_port()
+    cmd = [sys.executable, "-m", "captcha_crnn", "label", str(folder), "--model", "none", "--order", "name"]
+    proc = subprocess.Popen(
+        [*cmd, "--charset", "0123456789", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url + "api/status", timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"label exited: {proc.stdout.read().decode()}")
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("label did not start within 60 s")
+            time.sleep(0.3)
+    yield url, folder, truth
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_keyboard_only_labelling_survives_a_reload(workbench):
+    url, folder, truth = workbench
+    names = sorted(truth)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            expect, box = sync_api.expect, page.locator("#label")
+            expect(page.locator("#current")).to_have_attribute("alt", names[0])
+            expect(box).to_be_focused()
+            page.keyboard.type(truth[names[0]])
+            page.keyboard.press("Enter")
+            expect(page.locator("#current")).to_have_attribute("alt", names[1])
+            page.keyboard.type("12x")  # outside the charset: said inline, and refused by the server
+            expect(page.locator("#error")).to_contain_text("not in the charset")
+            page.keyboard.press("Enter")
+            expect(page.locator("#error")).to_contain_text("'x'")
+            page.keyboard.press("Escape")  # skip it
+            expect(page.locator("#current")).to_have_attribute("alt", names[2])
+            page.keyboard.type(truth[names[2]])
+            page.keyboard.press("Enter")
+            expect(page.locator("#current")).to_have_attribute("alt", names[3])
+            page.keyboard.press("Control+z")  # back to the last saved one, its label shown
+            expect(page.locator("#current")).to_have_attribute("alt", names[2])
+            expect(box).to_have_value(truth[names[2]])
+            page.keyboard.type("0000")  # typing replaces the selected label
+            page.keyboard.press("Enter")
+            page.reload()
+            expect(page.locator("#progress")).to_contain_text("2 / 6 labelled")
+            expect(page.locator("#current")).to_have_attribute("alt", names[3])
+        finally:
+            browser.close()
+    rows = {r[0]: r[1] for r in list(csv.reader((folder / "labels.csv").open()))[1:]}
+    assert rows == {names[0]: truth[names[0]], names[2]: "0000"}
