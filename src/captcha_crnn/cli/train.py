@@ -137,6 +137,27 @@ def add(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--transparent", action="store_true", help="generated: colour text on transparent")
     g.add_argument("--noise-lines", metavar="N", help="generated: extra lines per image, e.g. 2-5")
+    g = p.add_argument_group(
+        "unlabelled images (self-training)",
+        "Label the unlabelled images with the model's confident readings and train again, a few rounds; "
+        "validation stays on labelled images.",
+    )
+    g.add_argument(
+        "--unlabelled", type=Path, metavar="DIR", help="folder of unlabelled images of the same style"
+    )
+    g.add_argument(
+        "--pseudo-threshold",
+        type=float,
+        default=D.pseudo_threshold,
+        metavar="P",
+        help=f"keep readings at least this confident, 0..1 (default: {D.pseudo_threshold})",
+    )
+    g.add_argument(
+        "--rounds",
+        type=int,
+        default=D.rounds,
+        help=f"self-training rounds after the first (default: {D.rounds})",
+    )
     g = p.add_argument_group("data loading")
     g.add_argument(
         "--lazy",

@@ -8,6 +8,7 @@ import os
 import statistics
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -169,10 +170,18 @@ def _quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
-def train(opts: TrainOptions) -> TrainResult:
+def train(opts: TrainOptions, extra: Sequence[LabelledImage] = ()) -> TrainResult:
     """From a data folder (or generated data) to a run folder. The phases, in order: validate the options
     -> read and check the data -> prepare the run folder (only now is an old run replaced) -> build the
-    trainer -> fit -> finalise (model.pt and validation metrics)."""
+    trainer -> fit -> finalise (model.pt and validation metrics).
+
+    `extra` labelled images join the training images only (never validation): self-training's
+    pseudo-labels. With `opts.unlabelled`, training runs in self-training rounds (self_training.py).
+    """
+    if opts.unlabelled is not None:
+        from captcha_crnn.training.self_training import self_train
+
+        return self_train(opts)
     _quiet_lightning()
     _validate(opts)
     rank = launch_rank(int(opts.devices) if str(opts.devices).isdigit() else 1)
@@ -184,7 +193,7 @@ def train(opts: TrainOptions) -> TrainResult:
         opts, saved = _resumed(opts, run)
     elif rank == 0:
         _existing_run(run, opts)  # refused early (unless --force); nothing is removed yet
-    data = _load_data(opts, saved)
+    data = _load_data(opts, saved, extra)
     sets = _datasets(opts, data)
     _prepare_run_dir(run, opts, rank)
     if rank == 0:
@@ -393,7 +402,9 @@ class _Data:
     ignore_case: bool = False
 
 
-def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
+def _load_data(
+    opts: TrainOptions, saved: dict[str, Any] | None, extra: Sequence[LabelledImage] = ()
+) -> _Data:
     """Labelled images (scanned), the generated style, and the charset, input policy and architecture:
     from the data, or from the run being resumed."""
     from captcha_crnn.training.datamodule import LAZY_ABOVE, ScannedImage, scan
@@ -410,6 +421,7 @@ def _load_data(opts: TrainOptions, saved: dict[str, Any] | None) -> _Data:
             val_items = _folded(val_items) if opts.ignore_case else val_items
         else:
             train_items, val_items = split_validation(items, opts.val_split, opts.seed)
+        train_items = [*train_items, *extra]
         lazy = opts.lazy if opts.lazy is not None else len(items) > LAZY_ABOVE
         train_images = scan(train_items, "training", lazy)
         val_images = scan(val_items, "validation", lazy)
