@@ -1,0 +1,107 @@
+"""The shipped general model with no training on the style, side by side with ddddocr's pre-trained one.
+
+    python benchmarks/general.py        # writes results/general.json, then regenerates BENCHMARKS.md
+
+Every image of ../shared/data's two sets is a test image: the general model was trained only on
+generated captchas (scripts/pretrain.py), whose fonts and looks are not these sets'. Each model reads
+them plain and restricted to the set's characters (`--charset`: digits for tii-digits, the 19 symbols
+of captcha-v2's labels); scoring is case-insensitive (the general model reads 62 classes; the sets are
+lower case or digits). ddddocr runs in its own virtual environment (benchmarks/.venv-ddddocr, made on
+first use), restricted both by its own `set_ranges` and by masking its probabilities the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from captcha_crnn import __version__
+from captcha_crnn.data.labels import collect
+from captcha_crnn.inference.evaluate import evaluate
+from captcha_crnn.inference.recognizer import Recognizer
+from captcha_crnn.weights import HERE as WEIGHTS
+from captcha_crnn.weights import manifest
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+import report  # noqa: E402
+from accuracy import DATA, machine  # noqa: E402
+from inference import DDDDOCR_VENV, ddddocr_python  # noqa: E402
+
+
+def ours(items: list, charset: str) -> dict:
+    rec = Recognizer.load("general")
+    plain = evaluate(rec, items, ignore_case=True)
+    restricted = evaluate(rec, items, charset=charset, ignore_case=True)
+    blobs = [item.path.read_bytes() for item in items[:200]]
+    for blob in blobs[:20]:
+        rec.predict(blob)
+    latencies = []
+    for blob in blobs:
+        t = time.perf_counter()
+        rec.predict(blob)
+        latencies.append(time.perf_counter() - t)
+    return {
+        "plain": plain.sequence_accuracy,
+        "restricted": restricted.sequence_accuracy,
+        "restricted_cer": restricted.cer,
+        "latency_ms_p50": round(1000 * statistics.median(latencies), 2),
+        "errors": [f"{e['label']} -> {e['prediction']}" for e in restricted.errors[:8]],
+    }
+
+
+def theirs(items: list, charset: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        listing = Path(tmp) / "images.json"
+        listing.write_text(json.dumps([[str(i.path), i.label] for i in items]))
+        worker = BENCH / "_ddddocr_zero_shot.py"
+        out = subprocess.run(
+            [str(ddddocr_python()), str(worker), str(listing), charset],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    results: dict = {
+        "version": __version__,
+        "machine": machine(),
+        "command": "python benchmarks/general.py",
+        "general": manifest()["trained"],
+        "sizes_mb": {
+            "general.onnx": round((WEIGHTS / "general.onnx").stat().st_size / 1e6, 2),
+            "ddddocr common.onnx": round(
+                sum(
+                    p.stat().st_size
+                    for p in DDDDOCR_VENV.glob("lib/python*/site-packages/ddddocr/common.onnx")
+                )
+                / 1e6,
+                2,
+            ),
+        },
+        "sets": {},
+    }
+    for name in ("captcha-v2", "tii-digits"):
+        items = collect(DATA / name, None, None, False)
+        charset = "".join(sorted(set("".join(i.label.lower() for i in items))))
+        print(f"{name}: {len(items)} images, charset {charset}", flush=True)
+        results["sets"][name] = {
+            "count": len(items),
+            "charset": charset,
+            "general": ours(items, charset),
+            "ddddocr": theirs(items, charset),
+        }
+        print(json.dumps(results["sets"][name]), flush=True)
+    report.save("general", results)
+    print(f"wrote {report.write_report()}")
+
+
+if __name__ == "__main__":
+    main()

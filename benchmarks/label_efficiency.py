@@ -1,0 +1,171 @@
+"""How many labels does a new style need? Test accuracy against the number of labelled images.
+
+    python benchmarks/label_efficiency.py                                   # the whole curve
+    python benchmarks/label_efficiency.py --sets captcha-v2 --sizes 50 100 200 --seeds 0 1 2
+    python benchmarks/label_efficiency.py --suite-200                        # every suite style, 200 labels
+
+Modes: "scratch" (`train --init none`), "pretrained" (the default: from the shipped general model) and
+"pretrained+unlabelled" (`--unlabelled` with up to 600 other images of the pool, their labels unused).
+Each run trains with default settings on `size` labelled images drawn from the pool with its seed
+(`train` takes its own 10% of them for validation, as a user with that many labels would), and is
+tested on a fixed test set the pool never includes: for the real sets (../shared/data) the first of
+accuracy.py's three folds, for generated styles their 500 test images. Results accumulate in
+results/label_efficiency.json (a rerun replaces the same set/mode/size/seed); the plot is
+results/label_efficiency.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+import report  # noqa: E402
+from accuracy import DATA, folds, machine, style_data  # noqa: E402
+from styles import SUITE  # noqa: E402
+
+from captcha_crnn import __version__  # noqa: E402
+from captcha_crnn.data.labels import LabelledImage, collect  # noqa: E402
+from captcha_crnn.inference.evaluate import evaluate  # noqa: E402
+from captcha_crnn.inference.recognizer import Recognizer  # noqa: E402
+
+RESULTS = BENCH / "results" / "label_efficiency.json"
+SETS = ("captcha-v2", "tii-digits", "warped-rotated", "captcha-library")
+MODES = ("scratch", "pretrained", "pretrained+unlabelled")
+SIZES = (25, 50, 100, 200, 400, 0)  # 0: the whole pool
+UNLABELLED = 600
+
+
+def pool_and_test(name: str) -> tuple[list[LabelledImage], list[LabelledImage]]:
+    if name in ("captcha-v2", "tii-digits"):
+        parts = folds(collect(DATA / name))
+        return parts[1] + parts[2], parts[0]
+    style, n_train = SUITE[name]
+    train_dir, test_dir = style_data(name, style, n_train)
+    return collect(train_dir), collect(test_dir)
+
+
+def run_one(name: str, mode: str, size: int, seed: int, minutes: float) -> dict:
+    pool, test = pool_and_test(name)
+    order = sorted(pool, key=lambda item: str(item.path))
+    random.Random(seed).shuffle(order)
+    size = size or len(order)
+    labelled, rest = order[:size], order[size:]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        data = tmp_path / "labelled"
+        data.mkdir()
+        for i, item in enumerate(labelled):  # symlinks: train sees exactly these images
+            (data / f"{i:05d}{item.path.suffix}").symlink_to(item.path.resolve())
+        with (data / "labels.csv").open("w", newline="") as fh:
+            csv.writer(fh).writerows(
+                [("file", "label")]
+                + [(f"{i:05d}{it.path.suffix}", it.label) for i, it in enumerate(labelled)]
+            )
+        cmd = [sys.executable, "-m", "captcha_crnn", "-q", "train", str(data), "--out", str(tmp_path / "run"),
+               "--no-progress", "--seed", str(seed), "--max-time", str(minutes)]  # fmt: skip
+        if mode == "scratch":
+            cmd += ["--init", "none"]
+        if mode == "pretrained+unlabelled":
+            unlabelled = tmp_path / "unlabelled"
+            unlabelled.mkdir()
+            for i, item in enumerate(rest[:UNLABELLED]):
+                (unlabelled / f"{i:05d}{item.path.suffix}").symlink_to(item.path.resolve())
+            cmd += ["--unlabelled", str(unlabelled)]
+        start = time.monotonic()
+        subprocess.run(cmd, check=True)
+        seconds = time.monotonic() - start
+        result = evaluate(Recognizer.load(tmp_path / "run" / "model.pt"), test)
+    row = {
+        "set": name,
+        "mode": mode,
+        "size": size,
+        "seed": seed,
+        "test_images": len(test),
+        "test_sequence_accuracy": result.sequence_accuracy,
+        "test_cer": result.cer,
+        "seconds": round(seconds, 1),
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def load() -> dict:
+    if RESULTS.exists():
+        return json.loads(RESULTS.read_text())
+    return {"runs": []}
+
+
+def store(data: dict, row: dict) -> None:
+    key = ("set", "mode", "size", "seed")
+    data["runs"] = [r for r in data["runs"] if any(r[k] != row[k] for k in key)] + [row]
+    data.update(version=__version__, machine=machine(), command="python benchmarks/label_efficiency.py")
+    report.save("label_efficiency", data)
+    plot(data)
+
+
+def plot(data: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = [s for s in SETS if any(r["set"] == s for r in data["runs"])]
+    if not sets:
+        return
+    fig, axes = plt.subplots(1, len(sets), figsize=(4 * len(sets), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], sets):
+        for mode in MODES:
+            runs = [r for r in data["runs"] if r["set"] == name and r["mode"] == mode]
+            sizes = sorted({r["size"] for r in runs})
+            means = [
+                sum(r["test_sequence_accuracy"] for r in runs if r["size"] == s)
+                / sum(1 for r in runs if r["size"] == s)
+                for s in sizes
+            ]
+            if sizes:
+                ax.plot(sizes, [100 * m for m in means], marker="o", label=mode)
+        ax.set_xscale("log")
+        ax.set_title(name)
+        ax.set_xlabel("labelled images")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test sequence accuracy, %")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(BENCH / "results" / "label_efficiency.png", dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sets", nargs="+", default=list(SETS))
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    p.add_argument("--sizes", nargs="+", type=int, default=list(SIZES), help="0: the whole pool")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--minutes", type=float, default=4.0, help="cap per training run")
+    p.add_argument("--suite-200", action="store_true", help="every suite style, pretrained, 200 labels")
+    args = p.parse_args()
+    data = load()
+    if args.suite_200:
+        for name in SUITE:
+            for seed in args.seeds:
+                store(data, run_one(name, "pretrained", 200, seed, args.minutes))
+        return
+    for name in args.sets:
+        for size in args.sizes:
+            for mode in args.modes:
+                for seed in args.seeds:
+                    store(data, run_one(name, mode, size, seed, args.minutes))
+
+
+if __name__ == "__main__":
+    main()
