@@ -47,8 +47,8 @@ OPTIONS = {  # recorded in the model's metadata beside the recipe
 
 
 def recipe() -> dict:
-    """Everything that decides the training data, for the model's metadata."""
-    return {
+    """Everything that decides the training data, for the model's metadata (JSON types throughout)."""
+    record = {
         "style": asdict(STYLE),
         "seed": SEED,
         "charsets": [[chars, weight] for chars, weight in general.CHARSETS],
@@ -59,6 +59,7 @@ def recipe() -> dict:
         "options": OPTIONS,
         "script": "scripts/pretrain.py",
     }
+    return json.loads(json.dumps(record))
 
 
 def train(minutes: float) -> None:
