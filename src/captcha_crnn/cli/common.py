@@ -71,6 +71,8 @@ def print_metrics(metrics: dict, title: str) -> None:
         ("character accuracy", f"{metrics['char_accuracy']:.2%}"),
         ("mean CTC loss", f"{metrics['loss']:.4f}"),
     ]
+    if metrics.get("answer_accuracy") is not None:  # evaluate --solve
+        rows.insert(2, ("answer accuracy", f"{metrics['answer_accuracy']:.2%}"))
     print(title)
     for name, value in rows:
         print(f"  {name:<22}{value:>10}")

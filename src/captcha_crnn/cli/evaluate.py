@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from captcha_crnn.arithmetic import SOLVERS
 from captcha_crnn.cli.common import add_label_options, check_numbers, print_metrics
 
 
@@ -44,6 +45,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="score without regard to case: labels and readings are folded to lower case",
     )
+    p.add_argument(
+        "--solve",
+        choices=SOLVERS,
+        help="also score the answers: each label and reading taken as an expression (arithmetic captchas: "
+        "12×4= -> 48); every label must solve. Adds an answer accuracy (--json: answer_accuracy)",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.set_defaults(func=run)
 
@@ -62,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     if args.charset is not None:
         recognizer.constraint(args.charset)  # a character the model cannot read: refused before any work
     items = collect(args.data, args.labels, args.label_pattern, args.recursive)
-    result = evaluate(recognizer, items, progress=True, charset=args.charset, ignore_case=args.ignore_case)
+    result = evaluate(
+        recognizer, items, progress=True, charset=args.charset, ignore_case=args.ignore_case, solve=args.solve
+    )
     if args.report:
         from captcha_crnn.reporting.report import write_report
 
@@ -75,5 +84,17 @@ def run(args: argparse.Namespace) -> int:
     if result.errors:
         print(f"wrong ({len(result.errors)}):")
         for err in result.errors:
-            print(f"  {err['file']}: {err['label']} -> {err['prediction']}")
+            line = f"  {err['file']}: {err['label']} -> {err['prediction']}"
+            if args.solve:
+                right = err["answer"] == err["true_answer"]
+                line += (
+                    " (answer right)"
+                    if right
+                    else f" (answer {_shown(err['answer'])}, not {err['true_answer']})"
+                )
+            print(line)
     return 0
+
+
+def _shown(value: object) -> str:
+    return "none" if value is None else str(value)

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from captcha_crnn.errors import CaptchaCrnnError
+
 if TYPE_CHECKING:
     from captcha_crnn.data.synthetic import Style
 
@@ -25,8 +27,15 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="add to a folder that holds images; no file is ever replaced, labels.csv lists the new images",
     )
     p.add_argument("--count", type=int, required=True, metavar="N", help="number of images")
-    p.add_argument("--charset", default="0123456789", help="characters to draw from (default: digits)")
-    p.add_argument("--length", default="4", help="label length, e.g. 4 or 4-6 (default: 4)")
+    p.add_argument(
+        "--kind",
+        choices=("text", "arithmetic"),
+        default="text",
+        help="text: random strings of --charset; arithmetic: expressions such as 12×4= or 3+8=? (operands "
+        "0-99, + - x * × ÷ /, optional = and ?), labelled as drawn (default: text)",
+    )
+    p.add_argument("--charset", help="characters to draw from (default: digits; not with --kind arithmetic)")
+    p.add_argument("--length", help="label length, e.g. 4 or 4-6 (default: 4; not with --kind arithmetic)")
     p.add_argument(
         "--size",
         default="160x60",
@@ -44,16 +53,27 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def style_from_args(args: argparse.Namespace) -> Style:
-    from captcha_crnn.data.synthetic import Style, parse_length, parse_range, parse_size
+    from captcha_crnn.data.synthetic import DIGITS, Style, parse_length, parse_range, parse_size
 
+    kind = getattr(args, "kind", "text")  # train --synthetic shares this function and has no --kind
+    if kind == "arithmetic":
+        given = [
+            option for option, value in (("--charset", args.charset), ("--length", args.length)) if value
+        ]
+        if given:
+            raise CaptchaCrnnError(
+                f"{' and '.join(given)}: not for --kind arithmetic, whose expressions have their own "
+                "characters and lengths"
+            )
     width, height = parse_size(args.size)
     return Style(
-        charset=args.charset,
-        length=parse_length(args.length),
+        charset=args.charset or DIGITS,
+        length=parse_length(args.length or "4"),
         width=width,
         height=height,
         transparent=args.transparent,
         noise_lines=parse_range(args.noise_lines, "--noise-lines"),
+        kind=kind,
     )
 
 

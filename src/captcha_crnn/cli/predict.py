@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from captcha_crnn.arithmetic import SOLVERS
 from captcha_crnn.cli.common import check_numbers
 from captcha_crnn.errors import warn_skipped
 
@@ -16,7 +17,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         "predict",
         help="read the text in images",
         description="Print 'path<TAB>text<TAB>confidence' for each image (files, or every "
-        "image in the folders given).",
+        "image in the folders given); with --solve, a fourth column: the answer.",
     )
     p.add_argument(
         "model",
@@ -32,6 +33,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         metavar="CHARS",
         help="read only these characters (e.g. 0123456789): the other classes' scores are masked before "
         "decoding; with one case only, the model's other case counts for it",
+    )
+    p.add_argument(
+        "--solve",
+        choices=SOLVERS,
+        help="also print the value of the expression read (arithmetic captchas: 12×4= -> 48), or ? when "
+        'it does not parse; --json adds "answer" (null, with "answer_error", when it does not parse)',
     )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.set_defaults(func=run)
@@ -62,9 +69,12 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(log_probs, Exception):
             skipped.append(str(log_probs))
             continue
-        pred = recognizer.decode(log_probs, args.charset)
+        pred = recognizer.decode(log_probs, args.charset, args.solve)
         if args.json:
-            print(json.dumps({"file": str(path), "text": pred.text, "confidence": round(pred.confidence, 6)}))
+            print(json.dumps({"file": str(path), **pred.to_dict()}))
+        elif args.solve:
+            shown = "?" if pred.answer is None else pred.answer
+            print(f"{path}\t{pred.text}\t{pred.confidence:.4f}\t{shown}")
         else:
             print(f"{path}\t{pred.text}\t{pred.confidence:.4f}")
     warn_skipped(skipped)

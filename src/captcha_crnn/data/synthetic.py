@@ -6,6 +6,7 @@ point the library at a seeded `random.Random` with the same three methods, so a 
 A `Style` says what to draw (charset, label length, image size, transparency, noise lines). `generate()`
 writes a labelled folder; `render()` makes one image in memory, which is what streaming training data uses.
 With `Style(look=looks.Look(...))` images are drawn by `looks.draw` (Pillow, many looks) instead.
+`Style(kind="arithmetic")` draws expressions such as "12×4=" (arithmetic.py) rather than random strings.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("captcha_crnn")
 
 DIGITS = "0123456789"
+KINDS = ("text", "arithmetic")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9]+$")
 
 
@@ -50,8 +52,25 @@ class Style:
     # "general": each image in a random look, size, charset and length (data/general.py), the mixture
     # the general model learns from; charset, length, width and height then only bound the input size.
     recipe: str | None = None
+    # "arithmetic": expressions such as "12×4=" or "3+8=?" (arithmetic.expression); charset and length
+    # are then the expressions' own, whatever was given, and without a `look` they are drawn in
+    # arithmetic_look(), not by ImageCaptcha.
+    kind: str = "text"
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise CaptchaCrnnError(f"unknown kind {self.kind!r}; kinds are: {', '.join(KINDS)}")
+        if self.kind == "arithmetic":
+            from captcha_crnn import arithmetic
+
+            if self.recipe is not None:
+                raise CaptchaCrnnError(
+                    "kind 'arithmetic' and a recipe do not go together: both choose the labels"
+                )
+            # Set here, not left to the caller: training checks its charset and the frames its longest
+            # label needs against these fields, so they must describe what label() draws.
+            object.__setattr__(self, "charset", arithmetic.CHARSET)
+            object.__setattr__(self, "length", arithmetic.LENGTH)
         if not self.charset or any(ch.isspace() for ch in self.charset):
             raise CaptchaCrnnError(f"--charset must be non-empty and without spaces, got {self.charset!r}")
         if not 1 <= self.length[0] <= self.length[1]:
@@ -136,12 +155,18 @@ class Renderer:
         self.style = style
         self.rng = random.Random(seed)
         self._writers: dict[int, object] = {}
+        arithmetic = style.kind == "arithmetic" and style.look is None
+        self.look = arithmetic_look(style.transparent) if arithmetic else style.look
 
     def label(self) -> str:
         if self.style.recipe:
             from captcha_crnn.data import general
 
             return general.label(self.rng)
+        if self.style.kind == "arithmetic":
+            from captcha_crnn import arithmetic
+
+            return arithmetic.expression(self.rng)
         return "".join(
             self.rng.choice(self.style.charset) for _ in range(self.rng.randint(*self.style.length))
         )
@@ -155,10 +180,10 @@ class Renderer:
 
             return general.draw(label, self.rng)
         width = self.rng.randint(*style.width)
-        if style.look is not None:
+        if self.look is not None:
             from captcha_crnn.data import looks
 
-            image = looks.draw(style.look, label, width, style.height, self.rng)
+            image = looks.draw(self.look, label, width, style.height, self.rng)
         else:
             writer = self._writers.get(width)
             if writer is None:
@@ -177,6 +202,27 @@ class Renderer:
     def sample(self) -> tuple[str, Image.Image]:
         label = self.label()
         return label, self.render(label)
+
+
+def arithmetic_look(transparent: bool = False) -> Look:
+    """How arithmetic captchas are drawn unless a Look is given: DroidSansMono (which has × and ÷) on a
+    shared baseline, turned at most 12 degrees, light noise. Not ImageCaptcha: it stretches every glyph to
+    the full line height (a minus becomes a block) and turns glyphs up to 30 degrees, where + and × take
+    the same shape."""
+    from captcha_crnn.data.looks import Look
+
+    return Look(
+        fonts=("droid-mono",),
+        background="transparent" if transparent else "light",
+        size=(0.45, 0.6),
+        rotation=12,
+        baseline=0.06,
+        spacing=(0.0, 0.3),
+        warp=0.03,
+        blur=0.6,
+        strike_lines=(0, 1),
+        dots=0.02,
+    )
 
 
 def parse_range(text: str, what: str) -> tuple[int, int]:

@@ -11,9 +11,10 @@ from typing import TypeVar
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
+from captcha_crnn.arithmetic import answer
 from captcha_crnn.data.labels import LabelledImage
 from captcha_crnn.errors import CaptchaCrnnError, ImageError, LabelError, warn_skipped
-from captcha_crnn.inference.recognizer import Recognizer
+from captcha_crnn.inference.recognizer import Prediction, Recognizer
 
 log = logging.getLogger("captcha_crnn")
 T = TypeVar("T")
@@ -36,10 +37,15 @@ class Evaluation:
     errors: list[dict[str, object]] = field(default_factory=list)
     # Every image's result (file, label, prediction, confidence), for reports; not part of --json.
     records: list[dict[str, object]] = field(default_factory=list, repr=False)
+    # Solved (--solve): the share of images whose reading has the label's value. A misreading can still
+    # be right ("12x4" for "12×4"), so it is at least the sequence accuracy.
+    answer_accuracy: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
         del data["records"]
+        if self.answer_accuracy is None:
+            del data["answer_accuracy"]
         return data
 
 
@@ -80,6 +86,7 @@ def evaluate(
     progress: bool = False,
     charset: str | None = None,
     ignore_case: bool = False,
+    solve: str | None = None,
 ) -> Evaluation:
     """Score `recognizer` on labelled images; unreadable files are skipped with a warning.
 
@@ -89,7 +96,9 @@ def evaluate(
     `progress` draws a progress bar on stderr when it is a terminal. `charset` restricts what the model
     may read (`--charset`); the loss is then the restricted distribution's. `ignore_case` scores without
     regard to case: labels are folded to lower case and the model's upper-case scores count for lower
-    case (a model trained with --ignore-case is always scored so).
+    case (a model trained with --ignore-case is always scored so). `solve` ("arithmetic") also scores
+    the answers: each record gets the reading's `answer` and the label's `true_answer`, and every label
+    must solve (a LabelError names the first that does not).
     """
     if ignore_case or recognizer.ignore_case:
         charset = "".join(dict.fromkeys((charset or recognizer.charset).lower()))
@@ -104,6 +113,7 @@ def evaluate(
                 f"{item.path}: label {item.label!r} has characters the model does not know: {missing!r} "
                 f"({whose} {tok.charset!r})"
             )
+    truths = _true_answers(items, solve) if solve is not None else {}
     scored = (
         zip(items, recognizer.log_probs(pixels))
         if pixels is not None
@@ -118,19 +128,22 @@ def evaluate(
             log_probs = constraint.project(log_probs)
         text, confidence = tok.greedy_decode(log_probs)
         losses.append(ctc_loss([log_probs], [tok.encode(item.label)]))
-        records.append(
-            {
-                "file": str(item.path),
-                "label": item.label,
-                "prediction": text,
-                "confidence": round(confidence, 6),
-            }
-        )
+        record: dict[str, object] = {
+            "file": str(item.path),
+            "label": item.label,
+            "prediction": text,
+            "confidence": round(confidence, 6),
+        }
+        if solve is not None:
+            record["answer"] = Prediction(text, confidence).solved(solve).answer
+            record["true_answer"] = truths[item.label]
+        records.append(record)
     warn_skipped(bad)
     if not records:
         raise CaptchaCrnnError("no readable labelled images to evaluate")
     errors = [r for r in records if r["prediction"] != r["label"]]
     cer = character_error_rate([r["label"] for r in records], [r["prediction"] for r in records])
+    answered = sum(r["answer"] == r["true_answer"] for r in records) if solve is not None else None
     return Evaluation(
         count=len(records),
         sequence_accuracy=1.0 - len(errors) / len(records),
@@ -139,7 +152,20 @@ def evaluate(
         loss=float(np.mean(losses)),
         errors=errors,
         records=records,
+        answer_accuracy=None if answered is None else answered / len(records),
     )
+
+
+def _true_answers(items: Sequence[LabelledImage], solve: str) -> dict[str, int]:
+    """Each distinct label's value; a LabelError for the first label that has none."""
+    truths: dict[str, int] = {}
+    for item in items:
+        if item.label not in truths:
+            found = answer(item.label, solve)
+            if found.value is None:
+                raise LabelError(f"{item.path}: label {item.label!r} has no answer: {found.error}")
+            truths[item.label] = found.value
+    return truths
 
 
 def progress_bar(iterable: Iterable[T], total: int, what: str, enabled: bool) -> Iterable[T]:

@@ -6,12 +6,13 @@ import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from captcha_crnn.arithmetic import answer, check_solver
 from captcha_crnn.data.images import ImageSource, InputPolicy, load_for_model, stack_batch
 from captcha_crnn.data.tokenizer import Constraint, CTCTokenizer
 from captcha_crnn.errors import ImageError
@@ -24,6 +25,26 @@ CHUNK = 512  # images decoded and run per step when streaming: memory stays flat
 class Prediction:
     text: str
     confidence: float  # probability of the best CTC path, in [0, 1]
+    # Solved (solve="arithmetic"): the text's value, or None and answer_error saying why it has none.
+    answer: int | None = None
+    answer_error: str | None = None
+
+    def solved(self, solver: str | None) -> Prediction:
+        """With the text's answer by `solver` (arithmetic.SOLVERS); unchanged for None. The CLI, the
+        Python API and the service all solve through here."""
+        if solver is None:
+            return self
+        found = answer(self.text, solver)
+        return replace(self, answer=found.value, answer_error=found.error)
+
+    def to_dict(self) -> dict[str, Any]:
+        """text and confidence, and the answer fields once solved: what predict --json and the API give."""
+        out: dict[str, Any] = {"text": self.text, "confidence": round(self.confidence, 6)}
+        if self.answer is not None or self.answer_error is not None:
+            out["answer"] = self.answer
+            if self.answer_error is not None:
+                out["answer_error"] = self.answer_error
+        return out
 
 
 class Recognizer:
@@ -34,6 +55,8 @@ class Recognizer:
     '7041'
     >>> rec.predict("7041.png", charset="0123456789").text   # read digits only
     '7041'
+    >>> rec.predict("sum.png", solve="arithmetic").answer     # an arithmetic model reading "12×4="
+    48
     """
 
     CONSTRAINTS_KEPT = 64  # restricted charsets remembered (the service takes one per request)
@@ -133,26 +156,40 @@ class Recognizer:
             found = self._constraints[charset] = self.tokenizer.constrain(charset)
         return found
 
-    def decode(self, log_probs: np.ndarray, charset: str | None = None) -> Prediction:
-        """One image's (frames, classes) log-probabilities -> text, read only as `charset` when given."""
+    def decode(
+        self, log_probs: np.ndarray, charset: str | None = None, solve: str | None = None
+    ) -> Prediction:
+        """One image's (frames, classes) log-probabilities -> text, read only as `charset` when given,
+        and solved by `solve` (e.g. "arithmetic") when given."""
         if charset is None:
-            return Prediction(*self.tokenizer.greedy_decode(log_probs))
-        return Prediction(*self.constraint(charset).decode(log_probs))
+            pred = Prediction(*self.tokenizer.greedy_decode(log_probs))
+        else:
+            pred = Prediction(*self.constraint(charset).decode(log_probs))
+        return pred.solved(solve)
 
-    def predict_pixels(self, pixels: Sequence[np.ndarray], charset: str | None = None) -> list[Prediction]:
-        return [self.decode(lp, charset) for lp in self.log_probs(pixels)]
+    def predict_pixels(
+        self, pixels: Sequence[np.ndarray], charset: str | None = None, solve: str | None = None
+    ) -> list[Prediction]:
+        return [self.decode(lp, charset, solve) for lp in self.log_probs(pixels)]
 
     def predict(
-        self, images: ImageSource | Sequence[ImageSource], charset: str | None = None
+        self,
+        images: ImageSource | Sequence[ImageSource],
+        charset: str | None = None,
+        solve: str | None = None,
     ) -> Prediction | list[Prediction]:
         """Text and confidence for one image (path, bytes, PIL image or numpy array) or a list of them.
 
         A single image gives a single Prediction; a list gives a list in the same order. `charset`
         restricts the output to those characters (their scores decide, not a filter afterwards).
+        `solve="arithmetic"` also reads the text as an expression: `answer` is its value, or None with
+        `answer_error` saying why.
         """
         if charset is not None:
             self.constraint(charset)  # a bad charset fails before any image is read
+        if solve is not None:
+            check_solver(solve)
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)
-        preds = self.predict_pixels([self.preprocess(img) for img in batch], charset)
+        preds = self.predict_pixels([self.preprocess(img) for img in batch], charset, solve)
         return preds[0] if single else preds
