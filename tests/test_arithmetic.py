@@ -1,5 +1,5 @@
 """Arithmetic captchas: the expression parser, generating them, and `--solve arithmetic` in predict,
-evaluate and the Python API. Models whose readings the tests choose (fixed_readers.py) make
+evaluate, the Python API and the service. Models whose readings the tests choose (fixed_readers.py) make
 the answers exact; one tiny model trained on generated expressions shows `train` takes them as text."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from fixed_readers import image, reader
 
 from captcha_crnn import Recognizer
@@ -20,6 +21,7 @@ from captcha_crnn.arithmetic import CHARSET, ENDINGS, GLYPHS, LENGTH, Unsolvable
 from captcha_crnn.cli.main import main
 from captcha_crnn.data.synthetic import Renderer, Style
 from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.serving.app import app_from_env, create_app
 
 # ---------------------------------------------------------------- the parser
 
@@ -302,3 +304,38 @@ def test_python_api_solves(sums):
     assert rec.predict(bright).answer is None and rec.predict(bright).answer_error is None
     with pytest.raises(CaptchaCrnnError, match="unknown solver 'algebra'"):
         rec.predict(bright, solve="algebra")
+
+
+# ---------------------------------------------------------------- the service
+
+
+def test_service_solve_adds_answers_to_one_and_batch(sums):
+    model, bright, dark = sums
+    app = create_app(Recognizer.load(model), str(model), solve="arithmetic")
+    with TestClient(app) as client:
+        body = client.post("/v1/recognize", content=bright.read_bytes()).json()
+        assert body["text"] == "12×4=" and body["answer"] == 48 and "answer_error" not in body
+        body = client.post("/v1/models/sums/recognize", content=dark.read_bytes()).json()
+        assert body["answer"] is None and body["answer_error"].startswith("cannot solve '3+'")
+        files = [("files", ("d.png", dark.read_bytes())), ("files", ("b.png", bright.read_bytes()))]
+        batch = client.post("/v1/recognize/batch", files=files).json()
+        assert [(b["file"], b["answer"]) for b in batch] == [("d.png", None), ("b.png", 48)]
+        assert client.get("/v1/model").json()["solve"] == "arithmetic"
+    with TestClient(create_app(Recognizer.load(model), str(model))) as client:
+        body = client.post("/v1/recognize", content=bright.read_bytes()).json()
+        assert set(body) == {"text", "confidence", "elapsed_ms"}  # unchanged without --solve
+
+
+def test_serve_solve_reaches_the_workers(sums, monkeypatch, capsys):
+    import uvicorn
+
+    model, bright, _ = sums
+    for name in ("MODEL", "MODELS", "SOLVE", "RELOAD", "THREADS"):
+        monkeypatch.setenv(f"CAPTCHA_CRNN_{name}", "")  # restored after the test
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: None)
+    assert main(["serve", str(model), "--solve", "arithmetic"]) == 0
+    with TestClient(app_from_env()) as client:
+        assert client.post("/v1/recognize", content=bright.read_bytes()).json()["answer"] == 48
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", str(model), "--solve", "algebra"])
+    assert exited.value.code == 2 and "invalid choice: 'algebra'" in capsys.readouterr().err

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from pathlib import Path
 
+from captcha_crnn.arithmetic import SOLVERS
 from captcha_crnn.errors import CaptchaCrnnError
+
+RELOAD_EVERY_S = 2.0  # how often --reload checks the model files
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -15,9 +18,34 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="serve a model over HTTP, with a web page",
         description="Serve MODEL over HTTP: POST /v1/recognize (one image, multipart or raw "
         "body), POST /v1/recognize/batch, GET /v1/model, GET /healthz, OpenAPI "
-        "docs at /docs and a web page at /.",
+        "docs at /docs and a web page at /. With several models, each is also at "
+        "/v1/models/NAME/recognize[/batch] and GET /v1/models lists them; the unnamed routes serve the first.",
     )
-    p.add_argument("model", type=Path, metavar="MODEL", help="model.pt (or a run's .ckpt)")
+    p.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help="model.pt, a run's .ckpt, an exported .onnx, 'general' (the shipped model), or a folder "
+        "(every .pt, .onnx and .ckpt file in it)",
+    )
+    p.add_argument(
+        "--name",
+        metavar="A,B",
+        help="the models' names in the URLs, one per model file, comma-separated (default: the file names "
+        "without extension)",
+    )
+    p.add_argument(
+        "--solve",
+        choices=SOLVERS,
+        help='add each reading\'s answer to the JSON ("answer", or null and "answer_error"): arithmetic '
+        "captchas, 12×4= -> 48",
+    )
+    p.add_argument(
+        "--reload",
+        action="store_true",
+        help=f"check the model files every {RELOAD_EVERY_S:g} s and serve a changed one once it loads and "
+        "reads a test image (requests in flight finish on the old one; a file that fails keeps the old one)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument(
@@ -57,9 +85,12 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from captcha_crnn.inference.recognizer import Recognizer
+    from captcha_crnn.serving.models import model_sources
     from captcha_crnn.serving.threads import threads_per_worker
 
-    Recognizer.load(args.model)  # a bad MODEL is one clear line here, not a traceback in each worker
+    sources = model_sources(args.models, args.name)
+    for _, path in sources:
+        Recognizer.load(path)  # a bad MODEL is one clear line here, not a traceback in each worker
     threads = threads_per_worker(args.workers) if args.threads is None else args.threads
     counts = {"--workers": args.workers, "--max-queue": args.max_queue, "--threads": threads}
     for option, value in counts.items():
@@ -67,14 +98,18 @@ def run(args: argparse.Namespace) -> int:
             raise CaptchaCrnnError(f"{option} must be at least 1, got {value}")
     if args.request_timeout <= 0:
         raise CaptchaCrnnError(f"--request-timeout must be positive, got {args.request_timeout}")
-    os.environ["CAPTCHA_CRNN_MODEL"] = str(args.model)
+    os.environ["CAPTCHA_CRNN_MODEL"] = sources[0][1]
+    os.environ["CAPTCHA_CRNN_MODELS"] = json.dumps(sources)
+    os.environ["CAPTCHA_CRNN_SOLVE"] = args.solve or ""
+    os.environ["CAPTCHA_CRNN_RELOAD"] = str(RELOAD_EVERY_S) if args.reload else ""
     os.environ["CAPTCHA_CRNN_MAX_BODY"] = str(int(args.max_body_mb * 1024 * 1024))
     os.environ["CAPTCHA_CRNN_MAX_PIXELS"] = str(args.max_pixels)
     os.environ["CAPTCHA_CRNN_MAX_QUEUE"] = str(args.max_queue)
     os.environ["CAPTCHA_CRNN_REQUEST_TIMEOUT"] = str(args.request_timeout)
     os.environ["CAPTCHA_CRNN_THREADS"] = str(threads)
+    served = sources[0][1] if len(sources) == 1 else ", ".join(f"{name} ({path})" for name, path in sources)
     print(
-        f"serving {args.model} on http://{args.host}:{args.port}/ with {args.workers} worker(s) x "
+        f"serving {served} on http://{args.host}:{args.port}/ with {args.workers} worker(s) x "
         f"{threads} inference thread(s) (docs at /docs)",
         file=sys.stderr,
     )

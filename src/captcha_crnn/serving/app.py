@@ -1,4 +1,7 @@
-"""FastAPI app: /v1/recognize, /v1/recognize/batch, /v1/model, /healthz, and a web page at /.
+"""FastAPI app: /v1/recognize, /v1/recognize/batch, /v1/model, /healthz, and a web page at /; with
+several models, /v1/models lists them and /v1/models/{name}/... serves each (the unnamed routes serve
+the first). Each model has its own micro-batcher; with `reload_every` changed model files are swapped in
+while serving (models.py).
 
 Hostile input is answered, never crashes the worker: bodies over the limit get 413 (before they are read
 in full), and so do batches over the image limit; files that are not images or in another format 415,
@@ -10,9 +13,11 @@ a request waits too long and 500 when the model fails, so that no request hangs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,10 +29,12 @@ from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from captcha_crnn import __version__
+from captcha_crnn.arithmetic import check_solver
 from captcha_crnn.errors import LabelError
 from captcha_crnn.inference.recognizer import Recognizer
-from captcha_crnn.serving.batcher import ApiError, MicroBatcher
+from captcha_crnn.serving.batcher import ApiError, MicroBatcher, Model
 from captcha_crnn.serving.limits import ServeLimits
+from captcha_crnn.serving.models import ModelSet, ServedModel, model_file, signature
 from captcha_crnn.serving.page import PAGE
 from captcha_crnn.serving.schemas import (
     BatchItem,
@@ -35,15 +42,20 @@ from captcha_crnn.serving.schemas import (
     ModelInfo,
     ModelInput,
     ModelLimits,
+    ModelList,
+    ModelSummary,
     Recognition,
     error_responses,
 )
 from captcha_crnn.serving.threads import limit_threads
 
-__all__ = ["ServeLimits", "app_from_env", "create_app"]
+__all__ = ["ServeLimits", "app_from_env", "create_app", "create_models_app"]
 
-MODEL_ENV = "CAPTCHA_CRNN_MODEL"
+MODEL_ENV = "CAPTCHA_CRNN_MODEL"  # the first (or only) model's file
+MODELS_ENV = "CAPTCHA_CRNN_MODELS"  # JSON [[name, file], ...], all of them, the first being MODEL's
 THREADS_ENV = "CAPTCHA_CRNN_THREADS"
+SOLVE_ENV = "CAPTCHA_CRNN_SOLVE"  # "arithmetic" or empty
+RELOAD_ENV = "CAPTCHA_CRNN_RELOAD"  # seconds between checks of the model files, or empty: no reloading
 TOO_MANY_FILES = "Too many files"  # how Starlette's multipart parser words a max_files refusal
 
 
@@ -123,18 +135,62 @@ BATCH_BODY = {
 }
 
 
-def create_app(recognizer: Recognizer, model_path: str, limits: ServeLimits | None = None) -> FastAPI:
+def create_app(
+    recognizer: Model,
+    model_path: str,
+    limits: ServeLimits | None = None,
+    *,
+    name: str | None = None,
+    solve: str | None = None,
+    reload_every: float | None = None,
+    loader: Callable[[str], Model] = Recognizer.load,
+) -> FastAPI:
+    """The service for one model (named after its file unless `name` says otherwise)."""
+    served = [(name or Path(model_path).stem or "model", recognizer, model_path)]
+    return create_models_app(served, limits, solve=solve, reload_every=reload_every, loader=loader)
+
+
+def create_models_app(
+    models: Sequence[tuple[str, Model, str]],
+    limits: ServeLimits | None = None,
+    *,
+    solve: str | None = None,
+    reload_every: float | None = None,
+    loader: Callable[[str], Model] = Recognizer.load,
+) -> FastAPI:
+    """The service for (name, model, file) triples, the first also at the unnamed routes. `solve`
+    ("arithmetic") adds each reading's answer; `reload_every` (seconds) polls the files and swaps in a
+    changed one that loads through `loader` and passes a self-check."""
     limits = limits or ServeLimits()
+    if solve is not None:
+        check_solver(solve)
+    if reload_every is not None and not reload_every > 0:
+        raise ValueError(f"reload_every must be positive, got {reload_every}")
     # Starlette spools uploads over 1 MB to a temporary file; keep every allowed upload in memory.
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, limits.max_body_bytes + 1)
-    batcher = MicroBatcher(recognizer, limits)
+    registry = ModelSet(
+        [
+            ServedModel(
+                name, path, MicroBatcher(model, limits, solve), signature(path) if reload_every else None
+            )
+            for name, model, path in models
+        ],
+        loader,
+    )
     fields = limits.max_batch + 1  # non-file form fields allowed (and ignored)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        batcher.start()
+        for served in registry:
+            served.batcher.start()
+        watcher = asyncio.create_task(registry.watch(reload_every)) if reload_every else None
         yield
-        await batcher.stop()
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        for served in registry:
+            await served.batcher.stop()
 
     app = FastAPI(
         title="captcha-crnn",
@@ -143,7 +199,8 @@ def create_app(recognizer: Recognizer, model_path: str, limits: ServeLimits | No
         '`{"detail": "one line"}`.',
         lifespan=lifespan,
     )
-    app.state.batcher = batcher
+    app.state.batcher = registry.default.batcher  # the first model's
+    app.state.models = registry
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
 
     @app.exception_handler(ApiError)
@@ -154,15 +211,8 @@ def create_app(recognizer: Recognizer, model_path: str, limits: ServeLimits | No
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
 
-    @app.post(
-        "/v1/recognize",
-        response_model=Recognition,
-        responses=error_responses(400, 413, 415, 422, 500, 503, 504),
-        openapi_extra={"requestBody": IMAGE_BODY},
-    )
-    async def recognize(request: Request, charset: Charset = None) -> dict[str, Any]:
-        """One image, as a multipart file field or as the raw request body."""
-        _check_charset(recognizer, charset)
+    async def recognize_one(served: ServedModel, request: Request, charset: str | None) -> dict[str, Any]:
+        _check_charset(served.model, charset)
         if _is_multipart(request):
             one = "send exactly one image file, or the image as the raw request body"
             files = await uploads(request, max_files=1, too_many=ApiError(400, one), max_fields=fields)
@@ -171,26 +221,62 @@ def create_app(recognizer: Recognizer, model_path: str, limits: ServeLimits | No
             item = files[0]
         else:
             item = ("body", await request.body())
-        return (await batcher.submit([item], charset))[0]
+        return (await served.batcher.submit([item], charset))[0]
 
-    @app.post(
-        "/v1/recognize/batch",
-        response_model=list[BatchItem],
-        responses=error_responses(400, 413, 415, 422, 500, 503, 504),
-        openapi_extra={"requestBody": BATCH_BODY},
-    )
-    async def recognize_batch(request: Request, charset: Charset = None) -> list[dict[str, Any]]:
-        """Several images as multipart file fields; the answers come in the same order. One bad image
-        fails the whole request (with that image's error)."""
-        _check_charset(recognizer, charset)
+    async def recognize_many(
+        served: ServedModel, request: Request, charset: str | None
+    ) -> list[dict[str, Any]]:
+        _check_charset(served.model, charset)
         if not _is_multipart(request):
             raise ApiError(415, "send the images as multipart/form-data file fields")
         too_many = ApiError(413, f"at most {limits.max_batch} images per batch")
         files = await uploads(request, max_files=limits.max_batch, too_many=too_many, max_fields=fields)
         if not files:
             raise ApiError(400, "no image files in the request")
-        results = await batcher.submit(files, charset)
+        results = await served.batcher.submit(files, charset)
         return [{"file": name, **r} for (name, _), r in zip(files, results)]
+
+    one_image = {
+        "response_model": Recognition,
+        "response_model_exclude_unset": True,  # answer fields only from a service run with --solve
+        "responses": error_responses(400, 413, 415, 422, 500, 503, 504),
+        "openapi_extra": {"requestBody": IMAGE_BODY},
+    }
+    many_images = {
+        "response_model": list[BatchItem],
+        "response_model_exclude_unset": True,
+        "responses": error_responses(400, 413, 415, 422, 500, 503, 504),
+        "openapi_extra": {"requestBody": BATCH_BODY},
+    }
+
+    @app.post("/v1/recognize", **one_image)
+    async def recognize(request: Request, charset: Charset = None) -> dict[str, Any]:
+        """One image, as a multipart file field or as the raw request body (the first model)."""
+        return await recognize_one(registry.default, request, charset)
+
+    @app.post("/v1/recognize/batch", **many_images)
+    async def recognize_batch(request: Request, charset: Charset = None) -> list[dict[str, Any]]:
+        """Several images as multipart file fields; the answers come in the same order. One bad image
+        fails the whole request (with that image's error). The first model."""
+        return await recognize_many(registry.default, request, charset)
+
+    @app.post(
+        "/v1/models/{name}/recognize",
+        **{**one_image, "responses": error_responses(400, 404, 413, 415, 422, 500, 503, 504)},
+    )
+    async def recognize_with(name: str, request: Request, charset: Charset = None) -> dict[str, Any]:
+        """One image read by the model called `name` (404 lists the names)."""
+        return await recognize_one(registry.get(name), request, charset)
+
+    @app.post(
+        "/v1/models/{name}/recognize/batch",
+        **{**many_images, "responses": error_responses(400, 404, 413, 415, 422, 500, 503, 504)},
+    )
+    async def recognize_batch_with(
+        name: str, request: Request, charset: Charset = None
+    ) -> list[dict[str, Any]]:
+        """Several images read by the model called `name`, answers in the same order."""
+        return await recognize_many(registry.get(name), request, charset)
 
     @app.get(
         "/healthz",
@@ -199,14 +285,27 @@ def create_app(recognizer: Recognizer, model_path: str, limits: ServeLimits | No
         responses={503: {"model": Health, "description": "the inference loop has stopped"}},
     )
     async def healthz() -> Health | JSONResponse:
-        """ok while the inference loop runs; 503 with the reason once it has stopped."""
-        if problem := batcher.problem:
-            return JSONResponse(Health(status="unavailable", detail=problem).model_dump(), status_code=503)
+        """ok while every model's inference loop runs; 503 with the reason once one has stopped."""
+        for served in registry:
+            if problem := served.batcher.problem:
+                detail = problem if len(registry.by_name) == 1 else f"model {served.name}: {problem}"
+                return JSONResponse(Health(status="unavailable", detail=detail).model_dump(), status_code=503)
         return Health(status="ok")
 
     @app.get("/v1/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:
-        return _model_info(recognizer, model_path, limits)
+        """The first model."""
+        return _model_info(registry.default, limits, solve)
+
+    @app.get("/v1/models", response_model=ModelList)
+    async def list_models() -> ModelList:
+        """Every model served, in the order given; `default` is the one the unnamed routes use."""
+        summaries = [ModelSummary(**_summary(served)) for served in registry]
+        return ModelList(models=summaries, default=registry.default.name)
+
+    @app.get("/v1/models/{name}", response_model=ModelInfo, responses=error_responses(404))
+    async def named_model_info(name: str) -> ModelInfo:
+        return _model_info(registry.get(name), limits, solve)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
@@ -254,18 +353,28 @@ async def uploads(
         await form.close()
 
 
-def _model_info(recognizer: Recognizer, model_path: str, limits: ServeLimits) -> ModelInfo:
-    policy = recognizer.policy
-    return ModelInfo(
-        charset=recognizer.charset,
-        input=ModelInput(
+def _summary(served: ServedModel) -> dict[str, Any]:
+    model = served.model
+    policy = model.policy
+    return {
+        "name": served.name,
+        "charset": model.charset,
+        "input": ModelInput(
             height=policy.height,
             min_width=policy.min_width,
             max_width=policy.max_width,
             fixed_width=policy.fixed_width,
         ),
-        model_file=model_path,
+        "model_file": served.path,
+    }
+
+
+def _model_info(served: ServedModel, limits: ServeLimits, solve: str | None) -> ModelInfo:
+    return ModelInfo(
+        **_summary(served),
         version=__version__,
+        solve=solve,
+        reload_error=served.reload_error,
         limits=ModelLimits(
             max_body_bytes=limits.max_body_bytes,
             max_pixels=limits.max_pixels,
@@ -277,7 +386,7 @@ def _model_info(recognizer: Recognizer, model_path: str, limits: ServeLimits) ->
 
 
 def app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory` workers: each worker process loads the model once and sets its own
+    """Factory for `uvicorn --factory` workers: each worker process loads the models once and sets its own
     inference threads (`serve` exports the settings as environment variables)."""
     env = os.environ
     path = env[MODEL_ENV]
@@ -288,7 +397,24 @@ def app_from_env() -> FastAPI:
         max_queue=int(env.get("CAPTCHA_CRNN_MAX_QUEUE", default.max_queue)),
         request_timeout=float(env.get("CAPTCHA_CRNN_REQUEST_TIMEOUT", default.request_timeout)),
     )
-    recognizer = Recognizer.load(path)
-    if threads := env.get(THREADS_ENV):
-        limit_threads(recognizer, path, int(threads))
-    return create_app(recognizer, str(Path(path)), limits)
+    # MODELS counts only when its first model is MODEL: MODEL set alone (by hand, for uvicorn) serves that.
+    sources = json.loads(env.get(MODELS_ENV) or "[]")
+    if not sources or sources[0][1] != path:
+        sources = [(Path(path).stem or "model", path)]
+    threads = int(env.get(THREADS_ENV) or 0)
+
+    def load(file: str) -> Recognizer:
+        recognizer = Recognizer.load(file)
+        if threads:
+            limit_threads(recognizer, model_file(file), threads)
+        return recognizer
+
+    served = [(name, load(file), str(Path(file))) for name, file in sources]
+    reload = env.get(RELOAD_ENV)
+    return create_models_app(
+        served,
+        limits,
+        solve=env.get(SOLVE_ENV) or None,
+        reload_every=float(reload) if reload else None,
+        loader=load,
+    )

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import anyio
 import numpy as np
 
-from captcha_crnn.data.images import IMAGE_FORMATS
-from captcha_crnn.errors import ImageError, UnsupportedImageError
+from captcha_crnn.data.images import IMAGE_FORMATS, InputPolicy
+from captcha_crnn.errors import ImageError, LabelError, UnsupportedImageError
 from captcha_crnn.inference.recognizer import Prediction
 from captcha_crnn.serving.limits import ServeLimits
 
@@ -52,6 +52,9 @@ def internal_error(exc: BaseException, during: str) -> ApiError:
 class Model(Protocol):
     """What the batcher needs of a Recognizer (tests stand in a fake)."""
 
+    policy: InputPolicy
+    charset: str
+
     def preprocess(
         self, image: bytes, name: str, max_pixels: int, formats: tuple[str, ...]
     ) -> np.ndarray: ...
@@ -71,8 +74,9 @@ class Job:
 
 
 class MicroBatcher:
-    def __init__(self, model: Model, limits: ServeLimits) -> None:
-        self.model, self.limits = model, limits
+    def __init__(self, model: Model, limits: ServeLimits, solve: str | None = None) -> None:
+        # `model` may be replaced at any time (a reload); each pass reads it once, at its start.
+        self.model, self.limits, self.solve = model, limits, solve
         self.waiting: deque[Job] = deque()
         self.queued = 0  # images in `waiting`
         self.in_hand: list[Job] = []  # taken from the queue, not yet answered
@@ -202,32 +206,37 @@ class MicroBatcher:
     def _process(self, jobs: list[Job]) -> list[Outcome]:
         """Decode each job's images (a bad one fails only its own job), then run the network on all of
         them, one pass per restricted charset asked for; if the network fails, every job in this pass
-        gets the 500."""
+        gets the 500. One model serves the whole pass, even if a reload swaps `self.model` meanwhile."""
+        model = self.model
         outcomes: list[Outcome] = []
         by_charset: dict[str | None, tuple[list[np.ndarray], list[int]]] = {}
         for index, job in enumerate(jobs):
-            decoded = self._decode(job)
+            decoded = self._decode(model, job)
             outcomes.append(decoded if isinstance(decoded, ApiError) else [])
             if not isinstance(decoded, ApiError):
                 pixels, owners = by_charset.setdefault(job.charset, ([], []))
                 pixels += decoded
                 owners += [index] * len(decoded)
+        answers = []
         try:
-            answers = [
-                (owners, self._forward(pixels, charset)) for charset, (pixels, owners) in by_charset.items()
-            ]
+            for charset, (pixels, owners) in by_charset.items():
+                try:
+                    answers.append((owners, self._forward(model, pixels, charset)))
+                except LabelError as exc:  # checked against the model before a reload swapped it
+                    for owner in owners:
+                        outcomes[owner] = ApiError(422, str(exc).replace("--charset", "charset"))
         except Exception as exc:
             error = internal_error(exc, "running the model")
             return [error] * len(jobs)
         for owners, preds in answers:
             for owner, pred in zip(owners, preds, strict=True):
-                outcomes[owner].append({"text": pred.text, "confidence": round(pred.confidence, 6)})  # type: ignore[union-attr]
+                outcomes[owner].append(pred.solved(self.solve).to_dict())  # type: ignore[union-attr]
         return outcomes
 
-    def _decode(self, job: Job) -> list[np.ndarray] | ApiError:
+    def _decode(self, model: Model, job: Job) -> list[np.ndarray] | ApiError:
         try:
             return [
-                self.model.preprocess(data, name, self.limits.max_pixels, IMAGE_FORMATS)
+                model.preprocess(data, name, self.limits.max_pixels, IMAGE_FORMATS)
                 for name, data in job.items
             ]
         except ImageError as exc:
@@ -235,10 +244,10 @@ class MicroBatcher:
         except Exception as exc:
             return internal_error(exc, "reading the images")
 
-    def _forward(self, pixels: list[np.ndarray], charset: str | None) -> list[Prediction]:
+    def _forward(self, model: Model, pixels: list[np.ndarray], charset: str | None) -> list[Prediction]:
         """Never more than `max_queue_batch` images in one network call."""
         step = self.limits.max_queue_batch
         preds: list[Prediction] = []
         for start in range(0, len(pixels), step):
-            preds += self.model.predict_pixels(pixels[start : start + step], charset)
+            preds += model.predict_pixels(pixels[start : start + step], charset)
         return preds

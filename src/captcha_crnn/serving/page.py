@@ -1,5 +1,6 @@
-"""The web page at `/`: drop or choose an image, see it, its text and confidence. Inline CSS and JS, no
-build step and nothing fetched from elsewhere, so it works offline."""
+"""The web page at `/`: choose a model (from GET /v1/models), drop or choose an image, see it, its text,
+confidence and, from a service run with --solve, its answer. Inline CSS and JS, no build step and nothing
+fetched from elsewhere, so it works offline."""
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -12,41 +13,62 @@ PAGE = """<!doctype html>
   #drop.over { border-color: #2a7d2a; background: #f3fbf3; }
   #preview { max-width: 100%; image-rendering: pixelated; margin: 1em 0; display: none; min-height: 2em; }
   #text { font: 2.2em ui-monospace, monospace; letter-spacing: 0.1em; }
+  #answer { font: 1.6em ui-monospace, monospace; }
   #error { color: #b00020; }
   .muted { color: #666; }
 </style></head>
 <body>
 <h1>captcha-crnn</h1>
+<p><label for="models">Model</label> <select id="models"></select></p>
 <p class="muted" id="model">loading model information...</p>
 <label id="drop" for="file">Drop an image here, or click to choose one
   <input id="file" type="file" accept="image/*" hidden></label>
 <img id="preview" alt="the chosen image">
 <div id="result" aria-live="polite">
   <div id="text"></div>
+  <div id="answer"></div>
   <div id="confidence" class="muted"></div>
   <div id="error"></div>
 </div>
 <p class="muted">API: <code>POST /v1/recognize</code> (one image), <code>POST /v1/recognize/batch</code>,
-<code>GET /v1/model</code>, <a href="docs">OpenAPI docs</a>.</p>
+<code>GET /v1/model</code>, <code>GET /v1/models</code>, <code>POST /v1/models/{name}/recognize</code>,
+<a href="docs">OpenAPI docs</a>.</p>
 <script>
 const $ = (id) => document.getElementById(id);
-fetch("v1/model").then((r) => r.json()).then((m) => {
-  $("model").textContent = `model ${m.model_file}, characters ${m.charset}, version ${m.version}`;
+const models = {};  // name -> summary from GET /v1/models
+let lastFile = null;
+
+function showModel() {
+  const m = models[$("models").value];
+  $("model").textContent = m ? `model ${m.model_file}, characters ${m.charset}` : "no model";
+}
+fetch("v1/models").then((r) => r.json()).then((list) => {
+  for (const m of list.models) {
+    models[m.name] = m;
+    $("models").add(new Option(m.name, m.name, m.name === list.default, m.name === list.default));
+  }
+  showModel();
 }).catch(() => { $("model").textContent = "model information unavailable"; });
+$("models").addEventListener("change", () => { showModel(); if (lastFile) recognize(lastFile); });
 
 async function recognize(file) {
-  $("text").textContent = ""; $("confidence").textContent = ""; $("error").textContent = "";
+  lastFile = file;
+  for (const id of ["text", "answer", "confidence", "error"]) $(id).textContent = "";
   const preview = $("preview");
   preview.src = URL.createObjectURL(file);
   preview.style.display = "block";
   const body = new FormData();
   body.append("file", file, file.name);
   $("confidence").textContent = "reading...";
+  const url = `v1/models/${encodeURIComponent($("models").value)}/recognize`;
   try {
-    const response = await fetch("v1/recognize", { method: "POST", body });
+    const response = await fetch(url, { method: "POST", body });
     const data = await response.json();
     if (!response.ok) { $("confidence").textContent = ""; $("error").textContent = data.detail; return; }
     $("text").textContent = data.text || "(nothing read)";
+    if ("answer" in data) {
+      $("answer").textContent = data.answer === null ? `no answer: ${data.answer_error}` : `= ${data.answer}`;
+    }
     $("confidence").textContent =
       `confidence ${(100 * data.confidence).toFixed(1)}%, ${data.elapsed_ms.toFixed(1)} ms`;
   } catch (err) {

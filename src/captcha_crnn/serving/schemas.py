@@ -12,6 +12,12 @@ class Recognition(BaseModel):
     text: str = Field(description="the text read; empty when nothing was read")
     confidence: float = Field(ge=0, le=1, description="probability of the best CTC path")
     elapsed_ms: float = Field(description="time from the request's arrival at the model queue to its answer")
+    answer: int | None = Field(
+        default=None,
+        description="only from a service run with --solve: the value of the expression read (12×4= -> 48), "
+        "or null when it does not parse",
+    )
+    answer_error: str | None = Field(default=None, description="why `answer` is null (only then present)")
 
 
 class BatchItem(Recognition):
@@ -33,11 +39,24 @@ class ModelLimits(BaseModel):
     request_timeout_s: float = Field(description="a request still waiting after this long gets 504")
 
 
-class ModelInfo(BaseModel):
+class ModelSummary(BaseModel):
+    name: str = Field(description="the name in /v1/models/{name}/recognize")
     charset: str
     input: ModelInput
     model_file: str
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary] = Field(description="every model served, in the order given")
+    default: str = Field(description="the model that /v1/recognize and /v1/model use")
+
+
+class ModelInfo(ModelSummary):
     version: str
+    solve: str | None = Field(default=None, description="what readings are solved as (--solve), if anything")
+    reload_error: str | None = Field(
+        default=None, description="why the model file's latest change is not being served (with --reload)"
+    )
     limits: ModelLimits
 
 
@@ -57,6 +76,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
 
 ERROR_MEANINGS = {
     400: "malformed request (wrong number of files, bad multipart data)",
+    404: "no model of that name (the message lists the names)",
     413: "request body, or number of images, over the limit",
     415: "not an image, or not a format the service reads",
     422: "a damaged image, or one over the pixel limit",
