@@ -76,7 +76,7 @@ def keystrokes(tmp: Path) -> dict:
         labelled += 1
         if labelled == RETRAIN_AT:
             start = time.monotonic()
-            assert client.post("/api/retrain").status_code == 202
+            assert client.post("/api/retrain", json={}).status_code == 202
             while retrainer.running:
                 time.sleep(0.5)
             retrain = {**retrainer.job.to_dict(), "seconds": round(time.monotonic() - start, 1)}

@@ -75,6 +75,7 @@ def train(minutes: float) -> None:
         seed=SEED,
         max_time=minutes,
         resume=resume,
+        force=not resume,  # a run killed before its first checkpoint: start it again (the folder is ours)
         progress=False,
         **OPTIONS,
     )
@@ -87,8 +88,12 @@ def sha256(path: Path) -> str:
 
 
 def package() -> None:
-    """Best checkpoint so far -> general.pt + general.onnx + general.json (checksums), atomically each."""
+    """Best checkpoint so far -> general.pt + general.onnx + general.json (checksums). All three are made
+    in a temporary folder first and moved in with general.json last, so a failed export never leaves
+    weights that do not match their checksums."""
     import csv
+    import os
+    import tempfile
 
     from captcha_crnn.export.onnx import export
     from captcha_crnn.model.io import load_model, save_model
@@ -97,24 +102,30 @@ def package() -> None:
     if not best.is_file():
         sys.exit(f"{best}: no checkpoint yet; run `python scripts/pretrain.py train` first")
     bundle = load_model(best)
-    rows = list(csv.DictReader((RUN / "metrics.csv").open()))
+    rows = [r for r in csv.DictReader((RUN / "metrics.csv").open()) if r["val_loss"]]
+    chosen = min(rows, key=lambda r: float(r["val_loss"]))  # best.ckpt is the lowest validation loss
     seen = {
         "epochs": len(rows),
         "images": len(rows) * OPTIONS["synthetic"],
         "minutes": round(float(rows[-1]["elapsed_s"]) / 60, 1),
-        "val_seq_acc": max(float(r["val_seq_acc"]) for r in rows if r["val_seq_acc"]),
+        "best_epoch": int(chosen["epoch"]),
+        "val_seq_acc": float(chosen["val_seq_acc"]),  # on 2000 generated images of the recipe
     }
     meta = {"name": "general", "recipe": recipe(), "trained": seen}
     WEIGHTS.mkdir(parents=True, exist_ok=True)
-    save_model(WEIGHTS / "general.pt", bundle.model, bundle.charset, bundle.policy, meta)
-    export(WEIGHTS / "general.pt", WEIGHTS / "general.onnx", force=True)
-    manifest = {
-        "name": "general",
-        "files": {name: sha256(WEIGHTS / name) for name in ("general.pt", "general.onnx")},
-        "trained": seen,
-        "recipe": recipe(),
-    }
-    (WEIGHTS / "general.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    with tempfile.TemporaryDirectory(dir=WEIGHTS) as tmp:
+        staged = Path(tmp)
+        save_model(staged / "general.pt", bundle.model, bundle.charset, bundle.policy, meta)
+        export(staged / "general.pt", staged / "general.onnx", force=True)
+        manifest = {
+            "name": "general",
+            "files": {name: sha256(staged / name) for name in ("general.pt", "general.onnx")},
+            "trained": seen,
+            "recipe": recipe(),
+        }
+        (staged / "general.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        for name in ("general.pt", "general.onnx", "general.json"):
+            os.replace(staged / name, WEIGHTS / name)
     print(f"packaged {WEIGHTS}: {json.dumps(seen)}")
 
 

@@ -59,3 +59,9 @@ def test_slim_install_reads_with_the_general_model_without_torch(captcha_dir):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert set(json.loads(out)["text"]) <= set("0123456789")
+
+
+def test_a_folder_named_general_does_not_hide_the_shipped_model(tmp_path, monkeypatch):
+    (tmp_path / "general").mkdir()  # e.g. a data folder of that name
+    monkeypatch.chdir(tmp_path)
+    assert set(Recognizer.load("general").charset) == set(CHARSET)

@@ -81,3 +81,10 @@ def test_train_starts_from_the_general_model_when_it_fits_and_says_so(tmp_path, 
     assert start.startswith("random weights: the shipped general model does not fit")
     assert main([*base, "--out", str(tmp_path / "c"), "--init", "none"]) == 0
     assert json.loads((tmp_path / "c" / "run.json").read_text())["choices"]["start"].endswith("(--init none)")
+
+
+def test_init_is_refused_on_resume(trained_run, capsys):
+    from captcha_crnn.cli.main import main
+
+    code = main(["train", "x", "--out", str(trained_run), "--resume", "--init", "none"])
+    assert code == 2 and "--init has no effect on --resume" in capsys.readouterr().err

@@ -33,7 +33,7 @@ def truth(captcha_dir) -> dict[str, str]:
 
 
 def open_bench(folder, model=None, **kwargs):
-    store = LabelStore(folder / "labels.csv").open()
+    store = LabelStore(folder / "labels.csv", folder).open()
     recognizer = Recognizer.load(model) if model else None
     bench = Workbench(folder, store, recognizer, **kwargs)
     bench.start()
@@ -101,7 +101,7 @@ def test_rows_for_missing_files_are_kept_and_reported(folder):
     assert bench.missing == ["gone.png"]
     file = bench.next()["file"]
     bench.label(file, "1234")
-    assert read_rows(folder / "labels.csv")["gone.png"].label == "9999"
+    assert read_rows(folder / "labels.csv", folder)[0]["gone.png"].label == "9999"
     bench.store.close()
 
 
@@ -118,7 +118,7 @@ def test_skip_unreadable_and_back(folder):
         queue = bench.queue()
         assert queue[-1] == first and second not in queue  # skipped: last; unreadable: out
         assert client.get("/api/status").json()["unreadable"] == 1
-    assert read_rows(folder / "labels.csv")[second].status == "unreadable"
+    assert read_rows(folder / "labels.csv", folder)[0][second].status == "unreadable"
     bench.store.close()
 
 
@@ -169,13 +169,14 @@ def test_retrain_job_fine_tunes_and_refreshes_the_suggestions(folder, captcha_di
     app = create_label_app(bench, retrainer, str(trained_run / "model.pt"))
     labels = truth(captcha_dir)
     with TestClient(app) as client:
-        too_few = client.post("/api/retrain")
+        assert client.post("/api/retrain").status_code == 422  # not JSON: a cross-site form cannot start it
+        too_few = client.post("/api/retrain", json={})
         assert too_few.status_code == 409 and "at least 20" in too_few.json()["detail"]
         for f in bench.queue()[:20]:
             assert client.post("/api/label", json={"file": f, "label": labels[f]}).status_code == 200
         retrainer.start(bench.labelled(), str(trained_run / "model.pt"), minutes=0.1)
         assert client.get("/api/retrain").json()["state"] == "running"
-        assert client.post("/api/retrain").status_code == 409  # one at a time
+        assert client.post("/api/retrain", json={}).status_code == 409  # one at a time
         assert client.get("/api/next").status_code == 200  # the page stays usable meanwhile
         stop = time.monotonic() + 240
         while retrainer.running and time.monotonic() < stop:
@@ -186,3 +187,29 @@ def test_retrain_job_fine_tunes_and_refreshes_the_suggestions(folder, captcha_di
         assert client.get("/api/status").json()["model"] == job["model"]
     assert bench.generation == 1 and bench.recognizer.meta["path"] == job["model"]
     bench.store.close()
+
+
+def test_any_character_may_be_labelled_without_a_charset(folder, trained_run):
+    bench = open_bench(folder, model=trained_run / "model.pt", order="name")  # a digit model
+    file = bench.next()["file"]
+    assert bench.label(file, "12+3=").label == "12+3="  # characters the model cannot read yet
+    bench.store.close()
+    charset_bench = open_bench(folder, model=trained_run / "model.pt", order="name", charset="0123456789+=")
+    other = charset_bench.next()
+    assert set(other["suggestion"] or "") <= set("0123456789")  # suggestions: what the model can read
+    charset_bench.store.close()
+
+
+def test_existing_labels_files_are_read_as_train_reads_them(folder):
+    first = sorted(p.name for p in folder.glob("*.png"))[0]
+    (folder / "labels.csv").write_text(f"./{first},1234\n")  # no header, a ./ path
+    bench = open_bench(folder, order="name")
+    assert first not in bench.queue() and bench.counts()["labelled"] == 1
+    bench.label(bench.next()["file"], "5678")
+    rows = read_rows(folder / "labels.csv", folder)[0]
+    assert rows[first].label == "1234" and len(rows) == 2  # its row rewritten as first.png, not a second one
+    bench.store.close()
+    (folder / "labels.csv").write_text(f"file,label,source\n{first},1234,scan\n")
+    with pytest.raises(CaptchaCrnnError, match="source"):  # a column it would drop: refused, not rewritten
+        LabelStore(folder / "labels.csv", folder).open()
+    assert "scan" in (folder / "labels.csv").read_text()

@@ -51,6 +51,8 @@ def test_self_training_rounds_are_recorded_and_validate_on_labelled_images(
     assert record["val_count"] == round0["val_count"] == 5
     assert rounds[1]["pseudo_labels"] == 10 and record["train_count"] == round0["train_count"] + 10
     assert calls == [(run / "self-training" / "round-0" / "model.pt", 16, 0.01)]
+    # a plain --resume would go on without the pseudo-labels: refused
+    assert main([*args, "--resume"]) == 2
 
 
 def test_self_training_refuses_bad_settings_before_training(tmp_path, captcha_dir, capsys):

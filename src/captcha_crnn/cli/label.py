@@ -24,7 +24,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="what makes the suggestions: 'general' (the shipped model), a model file, or 'none' "
         "(default: general)",
     )
-    p.add_argument("--labels", type=Path, metavar="FILE", help="labels file (default: DIR/labels.csv)")
+    p.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="labels file (default: DIR/labels.csv, or an existing DIR/labels.tsv)",
+    )
     p.add_argument("--charset", metavar="CHARS", help="characters a label may have; suggestions keep to them")
     p.add_argument(
         "--order",
@@ -65,12 +70,12 @@ def run(args: argparse.Namespace) -> int:
     root = args.folder
     if not root.is_dir():
         raise CaptchaCrnnError(f"{one_line(root)}: not a folder of images")
-    labels = args.labels or root / "labels.csv"
+    labels = args.labels or _default_labels(root)
     if labels.exists() and not labels.is_file():
         raise CaptchaCrnnError(f"{one_line(labels)}: not a file")
     model = None if args.model.lower() == "none" else args.model
     recognizer = Recognizer.load(model) if model else None
-    store = LabelStore(labels).open()
+    store = LabelStore(labels, root).open()
     try:
         bench = Workbench(root, store, recognizer, args.charset, args.order)
         can_train = importlib.util.find_spec("lightning") is not None
@@ -91,3 +96,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _default_labels(root: Path) -> Path:
+    """DIR/labels.csv, or the labels.tsv already there (the file `train DIR` would read)."""
+    tsv = root / "labels.tsv"
+    return tsv if tsv.is_file() and not (root / "labels.csv").exists() else root / "labels.csv"

@@ -81,6 +81,11 @@ class Style:
             raise CaptchaCrnnError(f"--noise-lines must be 0 or more, low <= high, got {self.noise_lines}")
         if self.recipe not in (None, "general"):
             raise CaptchaCrnnError(f"unknown recipe {self.recipe!r}; the one recipe is 'general'")
+        if self.recipe == "general":  # the recipe draws its own labels: the checks must see their range
+            from captcha_crnn.data import general
+
+            object.__setattr__(self, "charset", general.CHARSET)
+            object.__setattr__(self, "length", (1, len(general.LENGTH_WEIGHTS)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Style:

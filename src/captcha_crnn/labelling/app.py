@@ -38,6 +38,10 @@ class FileRequest(BaseModel):
     file: str
 
 
+class RetrainRequest(BaseModel):
+    """Empty: the request must still be JSON."""
+
+
 class Next(BaseModel):
     file: str
     suggestion: str | None = Field(description="the model's reading; null without a model")
@@ -88,6 +92,8 @@ def create_label_app(
                 current["since_retrain"] = 0
             except CaptchaCrnnError as exc:  # too few labels yet: try again after the next label
                 log.info("not retraining yet: %s", exc)
+            except OSError as exc:  # the label is saved; the page shows the job did not start
+                log.warning("cannot start a retrain: %s", exc)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
@@ -104,7 +110,7 @@ def create_label_app(
             "order": bench.order,
             "review": review,
             "retrain": retrainer.job.to_dict() if retrainer else None,
-            "unreadable_files": bench.broken,
+            "unreadable_files": bench.unreadable_files(),
             "rows_for_missing_files": bench.missing,
         }
 
@@ -164,13 +170,15 @@ def create_label_app(
         return retrainer.job.to_dict() if retrainer else {"state": "unavailable"}
 
     @app.post("/api/retrain", status_code=202)
-    def retrain() -> Any:
+    def retrain(_: RetrainRequest) -> Any:  # a JSON body: a cross-site form cannot start a job
         if retrainer is None:
             return _error(409, "retraining needs the train extra: pip install 'captcha-crnn[train]'")
         try:
             job = retrainer.start(bench.labelled(), current["model"])
         except CaptchaCrnnError as exc:
             return _error(409, str(exc))
+        except OSError as exc:
+            return _error(500, f"cannot start a retrain: {exc}")
         current["since_retrain"] = 0
         return job.to_dict()
 

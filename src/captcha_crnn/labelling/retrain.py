@@ -61,20 +61,31 @@ class Retrainer:
                 raise CaptchaCrnnError(
                     f"retraining needs at least {MIN_LABELS} labelled images; there are {len(labelled)}"
                 )
-            self.count += 1
-            run = self.runs / f"retrain-{self.count}"
-            run.mkdir(parents=True, exist_ok=True)
+            run = self._new_folder()
             labels = run / "train-labels.csv"
             with labels.open("w", newline="", encoding="utf-8") as fh:
                 csv.writer(fh).writerows([("file", "label"), *labelled])
             cmd = [
                 sys.executable, "-m", "captcha_crnn", "-q", "train", str(self.root), "--labels", str(labels),
-                "--out", str(run / "run"), "--force", "--no-progress", "--val-split", "0.2",
+                "--out", str(run / "run"), "--no-progress", "--val-split", "0.2",
                 "--max-time", str(minutes), "--init", init or "none",
             ]  # fmt: skip
             self.job = JobState("running", len(labelled), time.time())
             threading.Thread(target=self._run, args=(cmd, run / "run"), daemon=True).start()
             return self.job
+
+    def _new_folder(self) -> Path:
+        """runs/retrain-N with the first free N: an earlier session's models (which may be making the
+        suggestions now) are never replaced."""
+        self.runs.mkdir(parents=True, exist_ok=True)
+        while True:
+            self.count += 1
+            run = self.runs / f"retrain-{self.count}"
+            try:
+                run.mkdir()
+                return run
+            except FileExistsError:
+                continue
 
     def _run(self, cmd: list[str], out: Path) -> None:
         try:

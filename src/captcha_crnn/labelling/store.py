@@ -1,22 +1,23 @@
 """`labels.csv` as the labelling workbench keeps it: read once, rewritten whole and atomically after
 every change, by one process at a time.
 
-Columns: `file,label,status,suggestion`. `train --labels` reads the first two; a row whose status is
-`unreadable` has an empty label, which `train` skips. Rows the workbench did not write (another tool's,
-or for files no longer in the folder) are kept as they were.
+Columns: `file,label,status,suggestion` (comma or tab separated, as the file already was). `train --labels`
+reads the first two; a row whose status is `unreadable` has an empty label, which `train` skips. Rows the
+workbench did not write (another tool's, or for files no longer in the folder) are kept; a file with
+other columns is refused rather than rewritten without them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from captcha_crnn.data.labels import HEADER_NAMES, _relative_path
 from captcha_crnn.errors import CaptchaCrnnError, one_line
+from captcha_crnn.files import atomic_write_text
 
 HEADER = ("file", "label", "status", "suggestion")
 LABELLED, UNREADABLE = "labelled", "unreadable"
@@ -37,9 +38,10 @@ class Row:
 class LabelStore:
     """The rows of one labels file, keyed by path relative to the image folder."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, root: Path | None = None) -> None:
+        self.path, self.root = path, root or path.parent  # paths in the file are relative to `root`
         self.rows: dict[str, Row] = {}
+        self.delimiter = ","
         self._lock = threading.Lock()  # two tabs, one process: writes go one after the other
         self._holder: io.TextIOWrapper | None = None
 
@@ -47,7 +49,7 @@ class LabelStore:
         """Take the folder's lock file (a second workbench on the same labels is refused) and read."""
         self._claim()
         if self.path.exists():
-            self.rows = read_rows(self.path)
+            self.rows, self.delimiter = read_rows(self.path, self.root)
         return self
 
     def close(self) -> None:
@@ -62,7 +64,7 @@ class LabelStore:
 
     def _write(self) -> None:
         buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
+        writer = csv.writer(buf, delimiter=self.delimiter, lineterminator="\n")
         writer.writerow(HEADER)
         for rel, row in self.rows.items():
             writer.writerow((rel, row.label, row.status, row.suggestion))
@@ -89,44 +91,44 @@ class LabelStore:
         self._holder = holder
 
 
-def read_rows(path: Path) -> dict[str, Row]:
-    """A labels file's rows (comma or tab separated, header optional); a clear error when unreadable."""
+def read_rows(path: Path, root: Path) -> tuple[dict[str, Row], str]:
+    """A labels file's rows by normalised path (as `train` reads it: comma or tab separated, header
+    optional, paths relative to `root`), and its delimiter. A file with columns the workbench would not
+    keep is refused rather than rewritten without them."""
     where = one_line(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        delimiter = "\t" if "\t" in first else ","
+        table = [
+            r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if "".join(r).strip()
+        ]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CaptchaCrnnError(f"{where}: cannot read the labels file ({one_line(exc, 160)})") from None
-    first = next((line for line in text.splitlines() if line.strip()), "")
+    columns = list(HEADER[:2])
+    if table and _is_header(table[0], root):
+        columns = [c.strip().lower() for c in table.pop(0)]
+        columns[:2] = HEADER[:2]
+    elif table and max(map(len, table)) > 2:
+        columns += [f"column {i + 1}" for i in range(2, max(map(len, table)))]
+    unknown = [c for c in columns if c not in HEADER]
+    if unknown:
+        raise CaptchaCrnnError(
+            f"{where}: has columns besides file, label, status and suggestion ({', '.join(unknown)}), which "
+            "the workbench would not keep; pass --labels NEW.csv"
+        )
     rows: dict[str, Row] = {}
-    for n, fields in enumerate(csv.reader(io.StringIO(text), delimiter="\t" if "\t" in first else ",")):
-        if not fields or not "".join(fields).strip():
-            continue
-        if n == 0 and fields[0].strip().lower() in ("file", "path", "filename"):
-            continue
+    for n, fields in enumerate(table, start=1):
         if len(fields) < 2:
-            raise CaptchaCrnnError(f"{where}:{n + 1}: expected 'file,label', got {one_line(fields, 80)}")
-        rel, label = fields[0].strip(), fields[1].strip()
-        status = fields[2].strip() if len(fields) > 2 and fields[2].strip() else LABELLED
-        rows[rel] = Row(label, status, fields[3].strip() if len(fields) > 3 else "")
-    return rows
+            raise CaptchaCrnnError(f"{where}: row {n}: expected 'file,label', got {one_line(fields, 80)}")
+        cell = dict(zip(columns, (f.strip() for f in fields)))
+        rel = _relative_path(cell["file"], f"{where}: row {n}", root)
+        rows[rel] = Row(cell["label"], cell.get("status") or LABELLED, cell.get("suggestion", ""))
+    return rows, delimiter
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write beside `path`, flush to disk, rename over it: a crash or kill -9 leaves the old file or the
-    new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    if hasattr(os, "O_DIRECTORY"):
-        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def _is_header(row: list[str], root: Path) -> bool:
+    names = {c.strip().lower() for c in row}
+    return (
+        bool(names & (HEADER_NAMES | {"file", "path", "filename"})) and not (root / row[0].strip()).is_file()
+    )

@@ -54,9 +54,9 @@ class Workbench:
                 one_line(self.missing[0]),
             )
         self.recognizer = recognizer
-        self.charset = charset or (recognizer.charset if recognizer is not None else None)
-        if charset and recognizer is not None:
-            recognizer.constraint(charset)  # a character the model cannot read: refused at start
+        # What a label may hold: --charset, or anything without spaces. The model may not know every
+        # character (a new alphabet, arithmetic signs): its suggestions keep to the part it can read.
+        self.charset = "".join(dict.fromkeys(charset)) if charset else None
         self.suggestions: dict[str, Suggestion] = {}
         self.broken: dict[str, str] = {}  # unreadable image files -> why
         self.skipped: list[str] = []  # Esc: to the back of the queue, for this session
@@ -96,6 +96,7 @@ class Workbench:
         if isinstance(scores, ImageError):
             self.broken[rel] = str(scores)
             return
+        self.broken.pop(rel, None)  # read now (an image that was still being copied in, say)
         constraint = self._constraint()
         if constraint is not None:
             text, confidence = constraint.decode(scores)
@@ -105,13 +106,12 @@ class Workbench:
         self.suggestions[rel] = Suggestion(text, round(float(confidence), 6))
 
     def _constraint(self) -> Any:
-        """Suggestions stay within the charset in use, where the current model can read it all."""
+        """Suggestions keep to the characters of --charset that the current model can read."""
         if not self.charset or self.recognizer is None:
             return None
-        try:
-            return self.recognizer.constraint(self.charset)
-        except LabelError:  # a retrained model that lacks some of the charset: its own charset
-            return None
+        known = set(self.recognizer.charset) | {c.swapcase() for c in self.recognizer.charset}
+        readable = "".join(c for c in self.charset if c in known)
+        return self.recognizer.constraint(readable) if readable else None
 
     def suggestion(self, rel: str) -> Suggestion:
         """The model's reading of one image, made now if the background scoring has not got there."""
@@ -123,9 +123,11 @@ class Workbench:
             if rel not in self._opened and rel not in self.broken:
                 try:
                     open_image(self.root / rel)
-                    self._opened.add(rel)
+                    with self._lock:
+                        self._opened.add(rel)
                 except ImageError as exc:
-                    self.broken[rel] = str(exc)
+                    with self._lock:
+                        self.broken[rel] = str(exc)
             return Suggestion(None, None)
         generation = self.generation
         with self._model_lock:
@@ -145,7 +147,9 @@ class Workbench:
             if self.order == "confidence" and self.recognizer is not None:
                 scored = len(self.suggestions) + len(self.broken) >= len(self.files)
                 if scored:  # before every image is scored the order would keep changing under the user
-                    todo.sort(key=lambda r: self.suggestions[r].confidence or 0.0)
+                    todo.sort(
+                        key=lambda r: (self.suggestions.get(r) or Suggestion(None, None)).confidence or 0.0
+                    )
             return todo + [r for r in self.skipped if r not in rows and r not in self.broken]
 
     def next(self) -> dict[str, Any] | None:
@@ -178,6 +182,10 @@ class Workbench:
             "label": row.label if row else None,
             "status": row.status if row else None,
         }
+
+    def unreadable_files(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self.broken)
 
     def counts(self) -> dict[str, Any]:
         with self._lock:

@@ -72,7 +72,12 @@ def model_sources(models: Sequence[str | Path], names: str | None = None) -> lis
         if not folder.is_dir():
             paths.append(str(model))
             continue
-        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file())
+        try:
+            found = sorted(p for p in folder.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file())
+        except OSError as exc:
+            raise CaptchaCrnnError(
+                f"{one_line(folder)}: cannot read ({one_line(exc.strerror or exc)})"
+            ) from None
         if not found:
             raise CaptchaCrnnError(
                 f"{one_line(folder)}: no model files ({', '.join(MODEL_SUFFIXES)}) in this folder"

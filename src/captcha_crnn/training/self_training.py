@@ -14,15 +14,20 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from captcha_crnn.data.labels import LabelledImage, find_images
 from captcha_crnn.errors import CaptchaCrnnError, ImageError, one_line
+from captcha_crnn.files import atomic_write_text
 from captcha_crnn.options import TrainOptions
+
+if TYPE_CHECKING:
+    from captcha_crnn.training.train import TrainResult
 
 log = logging.getLogger("captcha_crnn")
 
 
-def self_train(opts: TrainOptions):  # -> TrainResult (a circular import if annotated here)
+def self_train(opts: TrainOptions) -> TrainResult:
     from captcha_crnn.training.train import _existing_run, default_run_dir, train
 
     unlabelled = _validate(opts)
@@ -51,6 +56,7 @@ def self_train(opts: TrainOptions):  # -> TrainResult (a circular import if anno
         if not last:
             extra = pseudo_labels(result.model_path, unlabelled, opts.pseudo_threshold)
     _record(run, opts, len(unlabelled), rounds)
+    assert result is not None  # rounds >= 1: the loop ran
     return result
 
 
@@ -101,4 +107,4 @@ def _record(run: Path, opts: TrainOptions, unlabelled: int, rounds: list[dict]) 
         "threshold": opts.pseudo_threshold,
         "rounds": rounds,
     }
-    record_path.write_text(json.dumps(record, indent=2))
+    atomic_write_text(record_path, json.dumps(record, indent=2))

@@ -101,6 +101,10 @@ def _resumed(opts: TrainOptions, run: Path) -> tuple[TrainOptions, dict[str, Any
     from captcha_crnn.model.io import load_model
 
     record_path, last = run / "run.json", run / "checkpoints" / "last.ckpt"
+    if (run / "self-training").exists():
+        raise CaptchaCrnnError(f"{run}: a self-training run (--unlabelled) cannot be resumed; start it again")
+    if opts.init != TrainOptions(data=None).init:
+        raise CaptchaCrnnError("--init has no effect on --resume: the run continues from its own weights")
     if not last.is_file():
         raise CaptchaCrnnError(f"{run}: nothing to resume (no checkpoints/last.ckpt); pass the run's --out")
     try:
@@ -422,7 +426,7 @@ def _load_data(
         else:
             train_items, val_items = split_validation(items, opts.val_split, opts.seed)
         train_items = [*train_items, *extra]
-        lazy = opts.lazy if opts.lazy is not None else len(items) > LAZY_ABOVE
+        lazy = opts.lazy if opts.lazy is not None else len(items) + len(extra) > LAZY_ABOVE
         train_images = scan(train_items, "training", lazy)
         val_images = scan(val_items, "validation", lazy)
 

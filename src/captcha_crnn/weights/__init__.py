@@ -19,8 +19,9 @@ NAMES = ("general",)
 
 
 def is_builtin(model: str | Path) -> bool:
-    """A shipped model's name, unless a file of that name exists (a path always wins)."""
-    return str(model) in NAMES and not Path(model).exists()
+    """A shipped model's name, unless a file of that name exists (a model file always wins; a folder
+    named "general" in the working directory does not hide the shipped model)."""
+    return str(model) in NAMES and not Path(model).is_file()
 
 
 def resolve(model: str | Path, kind: str = ".onnx") -> Path:
