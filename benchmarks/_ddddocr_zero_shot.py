@@ -44,7 +44,8 @@ def main() -> None:
         latencies.append(time.perf_counter() - t)
         result = ocr.classification(blob, probability=True)
         probs = np.asarray(result["probabilities"])
-        probs = probs[0] if probs.ndim == 3 else probs
+        if probs.ndim == 3:  # (frames, 1, classes) from this version; (1, frames, classes) in others
+            probs = probs[:, 0, :] if probs.shape[1] == 1 else probs[0]
         masked.append(masked_decode(probs, result["charset"], allowed).lower())
     ocr.set_ranges(allowed)
     ranged = [ocr.classification(blob).lower() for blob in blobs]

@@ -80,6 +80,7 @@ def keystrokes(tmp: Path) -> dict:
             while retrainer.running:
                 time.sleep(0.5)
             retrain = {**retrainer.job.to_dict(), "seconds": round(time.monotonic() - start, 1)}
+    bench.stop()
     store.close()
     typed_keys = sum(p["keys"] for p in phases.values())
     return {
@@ -113,6 +114,7 @@ def speed(tmp: Path) -> dict:
         t = time.perf_counter()
         client.post("/api/label", json={"file": item["file"], "label": item["suggestion"] or "x"})
         labels.append(time.perf_counter() - t)
+    bench.stop()
     store.close()
     ms = lambda xs, q: round(1000 * statistics.quantiles(xs, n=100)[q - 1], 1)  # noqa: E731
     return {

@@ -92,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
         )
         if bench.broken:
             print(f"warning: {len(bench.broken)} unreadable image(s) skipped", file=sys.stderr)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        try:
+            uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        finally:
+            bench.stop()
     finally:
         store.close()
     return 0

@@ -61,6 +61,7 @@ class Workbench:
         self.broken: dict[str, str] = {}  # unreadable image files -> why
         self.skipped: list[str] = []  # Esc: to the back of the queue, for this session
         self._opened: set[str] = set()  # without a model: images already found readable
+        self._scorer: threading.Thread | None = None
         self.generation = 0  # bumped when the model changes: the scoring thread then starts over
         self._lock = threading.RLock()
         self._model_lock = threading.Lock()
@@ -70,7 +71,16 @@ class Workbench:
     def start(self) -> None:
         """Score every image in the background (no-op without a model)."""
         if self.recognizer is not None:
-            threading.Thread(target=self._score_all, args=(self.generation,), daemon=True).start()
+            self._scorer = threading.Thread(target=self._score_all, args=(self.generation,), daemon=True)
+            self._scorer.start()
+
+    def stop(self) -> None:
+        """Let the scoring thread finish its chunk and end: a process that exits while onnxruntime is
+        mid-run in another thread aborts."""
+        with self._lock:
+            self.generation += 1
+        if self._scorer is not None:
+            self._scorer.join()
 
     def use_model(self, recognizer: Any) -> None:
         """Suggest with a new model (after a retrain) and score everything again."""
