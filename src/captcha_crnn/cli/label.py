@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from captcha_crnn.data.labels import find_images
     from captcha_crnn.inference.recognizer import Recognizer
     from captcha_crnn.labelling.app import create_label_app
     from captcha_crnn.labelling.retrain import Retrainer
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     labels = args.labels or _default_labels(root)
     if labels.exists() and not labels.is_file():
         raise CaptchaCrnnError(f"{one_line(labels)}: not a file")
+    find_images(root)  # a folder with no images: said before anything is written into it
     model = None if args.model.lower() == "none" else args.model
     recognizer = Recognizer.load(model) if model else None
     store = LabelStore(labels, root).open()
