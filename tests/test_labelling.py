@@ -40,6 +40,12 @@ def open_bench(folder, model=None, **kwargs):
     return bench
 
 
+def finish(bench):
+    """Stop the scoring thread and release the labels file, as the command does on exit."""
+    bench.stop()
+    bench.store.close()
+
+
 def wait_scored(bench, deadline=30.0):
     stop = time.monotonic() + deadline
     while len(bench.suggestions) + len(bench.broken) < len(bench.files):
@@ -67,10 +73,10 @@ def test_label_save_resume_and_csv_format(folder, captcha_dir):
     assert [f.name for f in folder.iterdir() if f.name.endswith(".tmp")] == []
     rows = list(csv.reader((folder / "labels.csv").open()))
     assert rows == [["file", "label", "status", "suggestion"], [first["file"], label, "labelled", ""]]
-    bench.store.close()
+    finish(bench)
     resumed = open_bench(folder, order="name")  # a restart continues where it stopped
     assert resumed.next()["file"] == second["file"] and resumed.counts()["labelled"] == 1
-    resumed.store.close()
+    finish(resumed)
 
 
 def test_bad_input_is_refused_with_the_reason(folder):
@@ -92,7 +98,7 @@ def test_bad_input_is_refused_with_the_reason(folder):
         assert "zz-broken.png" not in bench.queue()
     with pytest.raises(CaptchaCrnnError, match="another"):  # a second workbench on the same labels
         LabelStore(folder / "labels.csv").open()
-    bench.store.close()
+    finish(bench)
 
 
 def test_rows_for_missing_files_are_kept_and_reported(folder):
@@ -102,7 +108,7 @@ def test_rows_for_missing_files_are_kept_and_reported(folder):
     file = bench.next()["file"]
     bench.label(file, "1234")
     assert read_rows(folder / "labels.csv", folder)[0]["gone.png"].label == "9999"
-    bench.store.close()
+    finish(bench)
 
 
 def test_skip_unreadable_and_back(folder):
@@ -119,7 +125,7 @@ def test_skip_unreadable_and_back(folder):
         assert queue[-1] == first and second not in queue  # skipped: last; unreadable: out
         assert client.get("/api/status").json()["unreadable"] == 1
     assert read_rows(folder / "labels.csv", folder)[0][second].status == "unreadable"
-    bench.store.close()
+    finish(bench)
 
 
 def test_confidence_order_puts_the_least_certain_first(folder, trained_run):
@@ -134,7 +140,7 @@ def test_confidence_order_puts_the_least_certain_first(folder, trained_run):
     assert first["confidence"] == pytest.approx(confidence[first["file"]], abs=1e-5)
     assert first["suggestion"] == rec.predict(folder / first["file"]).text
     assert "zz-broken.png" in bench.broken
-    bench.store.close()
+    finish(bench)
 
 
 def test_accepted_suggestions_are_counted(folder, reading_model):
@@ -146,7 +152,7 @@ def test_accepted_suggestions_are_counted(folder, reading_model):
     bench.label(other["file"], other["suggestion"] + "7")
     counts = bench.counts()
     assert counts["labelled"] == 2 and counts["accepted"] == 1
-    bench.store.close()
+    finish(bench)
 
 
 def test_review_flags_disagreements_and_is_read_only(folder, reading_model):
@@ -160,7 +166,7 @@ def test_review_flags_disagreements_and_is_read_only(folder, reading_model):
         assert listed[0]["file"] == files[2] and listed[0]["disagrees"]
         assert len(listed) == 3
         assert client.post("/api/label", json={"file": files[0], "label": "1"}).status_code == 403
-    bench.store.close()
+    finish(bench)
 
 
 def test_retrain_job_fine_tunes_and_refreshes_the_suggestions(folder, captcha_dir, trained_run, tmp_path):
@@ -186,18 +192,18 @@ def test_retrain_job_fine_tunes_and_refreshes_the_suggestions(folder, captcha_di
         assert job["labels"] == 20 and 0.0 <= job["val_accuracy"] <= 1.0
         assert client.get("/api/status").json()["model"] == job["model"]
     assert bench.generation == 1 and bench.recognizer.meta["path"] == job["model"]
-    bench.store.close()
+    finish(bench)
 
 
 def test_any_character_may_be_labelled_without_a_charset(folder, trained_run):
     bench = open_bench(folder, model=trained_run / "model.pt", order="name")  # a digit model
     file = bench.next()["file"]
     assert bench.label(file, "12+3=").label == "12+3="  # characters the model cannot read yet
-    bench.store.close()
+    finish(bench)
     charset_bench = open_bench(folder, model=trained_run / "model.pt", order="name", charset="0123456789+=")
     other = charset_bench.next()
     assert set(other["suggestion"] or "") <= set("0123456789")  # suggestions: what the model can read
-    charset_bench.store.close()
+    finish(charset_bench)
 
 
 def test_existing_labels_files_are_read_as_train_reads_them(folder):
@@ -208,7 +214,7 @@ def test_existing_labels_files_are_read_as_train_reads_them(folder):
     bench.label(bench.next()["file"], "5678")
     rows = read_rows(folder / "labels.csv", folder)[0]
     assert rows[first].label == "1234" and len(rows) == 2  # its row rewritten as first.png, not a second one
-    bench.store.close()
+    finish(bench)
     (folder / "labels.csv").write_text(f"file,label,source\n{first},1234,scan\n")
     with pytest.raises(CaptchaCrnnError, match="source"):  # a column it would drop: refused, not rewritten
         LabelStore(folder / "labels.csv", folder).open()

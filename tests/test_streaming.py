@@ -55,5 +55,9 @@ def test_streamed_evaluation_equals_scoring_all_at_once(trained_run, captcha_dir
     whole = evaluate(rec, items, [rec.preprocess(it.path) for it in items])
     monkeypatch.setattr(Recognizer.stream, "__defaults__", (7,))
     streamed = evaluate(rec, items)
-    assert streamed.records == whole.records
-    assert abs(streamed.loss - whole.loss) < 1e-6
+    # the same readings; confidences agree to float32 rounding (a batch of 7 runs other kernels than 48)
+    assert [(r["file"], r["prediction"]) for r in streamed.records] == [
+        (r["file"], r["prediction"]) for r in whole.records
+    ]
+    assert all(abs(a["confidence"] - b["confidence"]) < 1e-4 for a, b in zip(streamed.records, whole.records))
+    assert abs(streamed.loss - whole.loss) < 1e-5
