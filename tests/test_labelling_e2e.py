@@ -8,8 +8,7 @@ import time
 import urllib.request
 
 import pytest
-
-from tests.test_serving_e2e import CHROMIUM, FLAGS, free_port, sync_api
+from test_serving_e2e import CHROMIUM, FLAGS, free_port, sync_api
 
 
 @pytest.fixture
