@@ -237,6 +237,8 @@ def test_checkpoints_that_are_not_ours_are_one_line(tmp_path, capsys, trained_ru
         (["train", "DATA", "--workers", "-1"], "--workers must be 0 or more, got -1"),
         (["train", "DATA", "--lr", "-1"], "--lr must be positive, got -1.0"),
         (["train", "DATA", "--max-time", "0"], "--max-time must be positive, got 0.0"),
+        (["train", "DATA", "--patience", "-5"], "--patience must be at least 1, got -5"),
+        (["train", "DATA", "--rounds", "0"], "--rounds must be at least 1, got 0"),
         (["evaluate", "m.pt", "DATA", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
         (["predict", "m.pt", "DATA", "--batch-size", "-1"], "--batch-size must be at least 1, got -1"),
     ],

@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
         raise CaptchaCrnnError("--val-labels needs --val-dir")
     check_numbers(
         args,
-        at_least_1=("batch_size", "max_epochs", "num_nodes"),
+        at_least_1=("batch_size", "max_epochs", "num_nodes", "patience", "rounds"),
         at_least_0=("weight_decay", "workers", "synthetic"),
         positive=("lr", "max_time"),
     )
