@@ -134,6 +134,9 @@ def plot(data: dict) -> None:
             if sizes:
                 ax.plot(sizes, [100 * m for m in means], marker="o", label=mode)
         ax.set_xscale("log")
+        ticks = sorted({r["size"] for r in data["runs"] if r["set"] == name})
+        ax.minorticks_off()
+        ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.set_title(name)
         ax.set_xlabel("labelled images")
         ax.set_ylim(0, 100)
