@@ -45,6 +45,35 @@ def add_label_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--recursive", action="store_true", help="also look for images in subfolders")
 
 
+def add_model_argument(p: argparse.ArgumentParser) -> None:
+    """MODEL, as predict and evaluate take it."""
+    p.add_argument(
+        "model",
+        type=Path,
+        metavar="MODEL",
+        help="model.pt, a run's .ckpt, an exported .onnx, or 'general' (the shipped pre-trained model)",
+    )
+
+
+def add_charset_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--charset",
+        metavar="CHARS",
+        help="read only these characters (e.g. 0123456789): the other classes' scores are masked before "
+        "decoding; with one case only, the model's other case counts for it",
+    )
+
+
+def load_recognizer(args: argparse.Namespace):  # -> Recognizer (imported here: --help stays light)
+    """args.model loaded, and args.charset checked against it before any work."""
+    from captcha_crnn.inference.recognizer import Recognizer
+
+    recognizer = Recognizer.load(args.model, batch_size=args.batch_size)
+    if args.charset is not None:
+        recognizer.constraint(args.charset)  # a character the model cannot read: one line, now
+    return recognizer
+
+
 def check_numbers(
     args: argparse.Namespace,
     at_least_1: Sequence[str] = (),

@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 
 from captcha_crnn.arithmetic import SOLVERS
-from captcha_crnn.cli.common import add_label_options, check_numbers, print_metrics
+from captcha_crnn.cli.common import (
+    add_charset_option,
+    add_label_options,
+    add_model_argument,
+    check_numbers,
+    load_recognizer,
+    print_metrics,
+)
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -18,12 +25,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         description="Print count, sequence accuracy, character error rate, character accuracy "
         "and mean CTC loss, then each wrong image as 'file: truth -> prediction'.",
     )
-    p.add_argument(
-        "model",
-        type=Path,
-        metavar="MODEL",
-        help="model.pt, a run's .ckpt, an exported .onnx, or 'general' (the shipped pre-trained model)",
-    )
+    add_model_argument(p)
     p.add_argument("data", type=Path, metavar="DATA", help="folder of labelled images")
     add_label_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -34,12 +36,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="also write a report into DIR: prediction grid (wrong images first), most confused "
         "characters, per-character accuracy, and a self-contained report.html",
     )
-    p.add_argument(
-        "--charset",
-        metavar="CHARS",
-        help="read only these characters (e.g. 0123456789): the other classes' scores are masked before "
-        "decoding; with one case only, the model's other case counts for it",
-    )
+    add_charset_option(p)
     p.add_argument(
         "--ignore-case",
         action="store_true",
@@ -58,16 +55,13 @@ def add(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from captcha_crnn.data.labels import collect
     from captcha_crnn.inference.evaluate import evaluate
-    from captcha_crnn.inference.recognizer import Recognizer
 
     check_numbers(args, at_least_1=("batch_size",))
     if args.report:
         from captcha_crnn.reporting.report import prepare_report_dir
 
         prepare_report_dir(args.report)  # fail before the work, not after
-    recognizer = Recognizer.load(args.model, batch_size=args.batch_size)
-    if args.charset is not None:
-        recognizer.constraint(args.charset)  # a character the model cannot read: refused before any work
+    recognizer = load_recognizer(args)
     items = collect(args.data, args.labels, args.label_pattern, args.recursive)
     result = evaluate(
         recognizer, items, progress=True, charset=args.charset, ignore_case=args.ignore_case, solve=args.solve

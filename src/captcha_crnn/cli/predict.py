@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from captcha_crnn.arithmetic import SOLVERS
-from captcha_crnn.cli.common import check_numbers
+from captcha_crnn.cli.common import add_charset_option, add_model_argument, check_numbers, load_recognizer
 from captcha_crnn.errors import warn_skipped
 
 
@@ -19,21 +19,11 @@ def add(sub: argparse._SubParsersAction) -> None:
         description="Print 'path<TAB>text<TAB>confidence' for each image (files, or every "
         "image in the folders given); with --solve, a fourth column: the answer.",
     )
-    p.add_argument(
-        "model",
-        type=Path,
-        metavar="MODEL",
-        help="model.pt, a run's .ckpt, an exported .onnx, or 'general' (the shipped pre-trained model)",
-    )
+    add_model_argument(p)
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--recursive", action="store_true", help="also look for images in subfolders")
     p.add_argument("--json", action="store_true", help='JSON lines: {"file", "text", "confidence"}')
-    p.add_argument(
-        "--charset",
-        metavar="CHARS",
-        help="read only these characters (e.g. 0123456789): the other classes' scores are masked before "
-        "decoding; with one case only, the model's other case counts for it",
-    )
+    add_charset_option(p)
     p.add_argument(
         "--solve",
         choices=SOLVERS,
@@ -47,12 +37,9 @@ def add(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from captcha_crnn.data.labels import find_images
     from captcha_crnn.inference.evaluate import progress_bar
-    from captcha_crnn.inference.recognizer import Recognizer
 
     check_numbers(args, at_least_1=("batch_size",))
-    recognizer = Recognizer.load(args.model, batch_size=args.batch_size)
-    if args.charset is not None:
-        recognizer.constraint(args.charset)  # a character the model cannot read: refused before any work
+    recognizer = load_recognizer(args)
     for path in args.paths:  # a file named directly must exist and be readable: checked before any output
         if not path.is_dir():
             recognizer.preprocess(path)
