@@ -2,13 +2,9 @@
 
 import csv
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
-from test_serving_e2e import CHROMIUM, FLAGS, free_port, sync_api
+from test_serving_e2e import CHROMIUM, FLAGS, running, sync_api
 
 
 @pytest.fixture
@@ -18,29 +14,9 @@ def workbench(tmp_path, captcha_dir):
     truth = dict(list(csv.reader((captcha_dir / "labels.csv").open()))[1:7])
     for name in truth:
         shutil.copy(captcha_dir / name, folder / name)
-    port = free_port()
-    cmd = [sys.executable, "-m", "captcha_crnn", "label", str(folder), "--model", "none", "--order", "name"]
-    proc = subprocess.Popen(
-        [*cmd, "--charset", "0123456789", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url + "api/status", timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"label exited: {proc.stdout.read().decode()}")
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("label did not start within 60 s")
-            time.sleep(0.3)
-    yield url, folder, truth
-    proc.terminate()
-    proc.wait(timeout=10)
+    args = ["label", str(folder), "--model", "none", "--order", "name", "--charset", "0123456789"]
+    for url in running(args, probe="api/status"):
+        yield url, folder, truth
 
 
 def test_keyboard_only_labelling_survives_a_reload(workbench):

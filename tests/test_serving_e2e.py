@@ -37,31 +37,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(trained_run):
+def running(args: list[str], probe: str = "healthz"):
+    """`captcha-crnn ARGS --port P` started and answering GET /PROBE; yields its URL, then stops it."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "captcha_crnn", "serve", str(trained_run / "model.pt"), "--port", str(port)],
+        [sys.executable, "-m", "captcha_crnn", *args, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while True:
         try:
-            with urllib.request.urlopen(url + "healthz", timeout=1) as r:
-                if r.status == 200:
-                    break
+            with urllib.request.urlopen(url + probe, timeout=1):
+                break
         except OSError:
             if proc.poll() is not None:
-                pytest.fail(f"server exited: {proc.stdout.read().decode()}")
+                pytest.fail(f"{args[0]} exited: {proc.stdout.read().decode()}")
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"{args[0]} did not start within 60 s")
             time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("server did not start within 60 s")
     yield url
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture
+def server(trained_run):
+    yield from running(["serve", str(trained_run / "model.pt")])
 
 
 def test_page_reads_an_uploaded_captcha(server, trained_run, captcha_dir):

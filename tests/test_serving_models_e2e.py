@@ -1,61 +1,20 @@
 """The web page of a real two-model server run with --solve arithmetic, driven in headless Chromium: the
 model select is filled from GET /v1/models, and choosing another model reads the image again with it."""
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-
 import pytest
 from fixed_readers import image, reader
+from test_serving_e2e import CHROMIUM, FLAGS, running, sync_api
 
 from captcha_crnn.arithmetic import CHARSET
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
-)
-if not os.path.exists(CHROMIUM):
-    pytest.skip("Chromium is not installed (Debian: apt-get install chromium)", allow_module_level=True)
-
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def server(tmp_path):
     sums = reader(tmp_path / "sums.onnx", CHARSET, "12×4=")
     digits = reader(tmp_path / "digits.onnx", "0123456789", "12")
-    port = free_port()
-    command = [sys.executable, "-m", "captcha_crnn", "serve", str(digits), str(sums), "--port", str(port)]
-    proc = subprocess.Popen(
-        [*command, "--solve", "arithmetic"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "healthz", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {proc.stdout.read().decode()}")
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("server did not start within 60 s")
-    yield url, image(tmp_path / "bright.png", True)
-    proc.terminate()
-    proc.wait(timeout=10)
+    args = ["serve", str(digits), str(sums), "--solve", "arithmetic"]
+    for url in running(args):
+        yield url, image(tmp_path / "bright.png", True)
 
 
 def test_page_reads_with_the_chosen_model_and_shows_the_answer(server):
