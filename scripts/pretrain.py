@@ -68,6 +68,9 @@ def train(minutes: float) -> None:
     if not general.fonts():
         sys.exit(f"no fonts for the general recipe: apt-get install {general.FONT_PACKAGES}")
     resume = (RUN / "checkpoints" / "last.ckpt").is_file()
+    options = dict(OPTIONS)
+    if resume:  # a resume continues from the run's own weights; --init is refused there
+        options.pop("init")
     opts = TrainOptions(
         data=None,
         out=RUN,
@@ -77,7 +80,7 @@ def train(minutes: float) -> None:
         resume=resume,
         force=not resume,  # a run killed before its first checkpoint: start it again (the folder is ours)
         progress=False,
-        **OPTIONS,
+        **options,
     )
     result = run_training(opts)
     print(f"general model: {result}")

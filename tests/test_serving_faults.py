@@ -259,6 +259,11 @@ def test_workers_times_threads_is_the_core_count(workers, cores, threads):
     assert threads_per_worker(workers, cores) == threads
 
 
+@pytest.mark.parametrize(("workers", "cores", "threads"), [(1, 2, 1), (1, 8, 7), (2, 8, 3), (4, 4, 1)])
+def test_torch_workers_leave_a_core_for_the_event_loop(workers, cores, threads):
+    assert threads_per_worker(workers, cores, torch=True) == threads
+
+
 def test_each_worker_sets_its_torch_threads(monkeypatch, trained_run):
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
@@ -302,7 +307,7 @@ def test_each_worker_sets_its_onnxruntime_threads(monkeypatch, tmp_path):
     assert out.shape == (1, 1, 32, 8)
 
 
-@pytest.mark.parametrize(("options", "threads"), [([], "2"), (["--threads", "3"], "3")])
+@pytest.mark.parametrize(("options", "threads"), [([], "1"), (["--threads", "3"], "3")])  # model.pt: torch
 def test_serve_splits_the_cores_between_workers_and_says_so(
     monkeypatch, capsys, trained_run, options, threads
 ):

@@ -84,14 +84,16 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from captcha_crnn.inference.backends import TorchBackend
     from captcha_crnn.inference.recognizer import Recognizer
     from captcha_crnn.serving.models import model_sources
     from captcha_crnn.serving.threads import threads_per_worker
 
     sources = model_sources(args.models, args.name)
-    for _, path in sources:
-        Recognizer.load(path)  # a bad MODEL is one clear line here, not a traceback in each worker
-    threads = threads_per_worker(args.workers) if args.threads is None else args.threads
+    # a bad MODEL is one clear line here, not a traceback in each worker
+    loaded = [Recognizer.load(path) for _, path in sources]
+    torch = any(isinstance(r.backend, TorchBackend) for r in loaded)
+    threads = threads_per_worker(args.workers, torch=torch) if args.threads is None else args.threads
     counts = {"--workers": args.workers, "--max-queue": args.max_queue, "--threads": threads}
     for option, value in counts.items():
         if value < 1:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -119,8 +117,8 @@ class Recognizer:
         return out
 
     def preprocess_many(self, sources: Sequence[ImageSource]) -> list[np.ndarray | ImageError]:
-        """Decode several images in threads (Pillow releases the GIL while decoding and resizing); an
-        unreadable one gives its ImageError in its place."""
+        """Decode several images; an unreadable one gives its ImageError in its place. (In one thread:
+        decoding holds the GIL for most of its time, so a thread pool only burns more CPU, measured.)"""
 
         def one(source: ImageSource) -> np.ndarray | ImageError:
             try:
@@ -128,16 +126,15 @@ class Recognizer:
             except ImageError as exc:
                 return exc
 
-        if len(sources) < 8:
-            return [one(s) for s in sources]
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            return list(pool.map(one, sources))
+        return [one(s) for s in sources]
 
     def stream(
         self, sources: Iterable[ImageSource], chunk: int = CHUNK
     ) -> Iterator[tuple[ImageSource, np.ndarray | ImageError]]:
         """(source, log-probabilities or the ImageError that stopped it) for each image, in order, a chunk
-        at a time: decoding and the network alternate, and nothing is kept after it is yielded."""
+        at a time: decoding and the network alternate, and nothing is kept after it is yielded. (Running
+        the network in a second thread while this one decodes the next chunk gained nothing on 2 cores:
+        the network's own threads already use both, measured.)"""
         remaining = iter(sources)
         while batch := list(itertools.islice(remaining, chunk)):
             decoded = self.preprocess_many(batch)
@@ -190,6 +187,8 @@ class Recognizer:
         if solve is not None:
             check_solver(solve)
         single = not isinstance(images, (list, tuple))
-        batch = [images] if single else list(images)
-        preds = self.predict_pixels([self.preprocess(img) for img in batch], charset, solve)
+        decoded = self.preprocess_many([images] if single else list(images))
+        if error := next((d for d in decoded if isinstance(d, ImageError)), None):
+            raise error
+        preds = self.predict_pixels(decoded, charset, solve)  # type: ignore[arg-type]
         return preds[0] if single else preds

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -183,6 +184,7 @@ def create_models_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for served in registry:
             served.batcher.start()
+        gc.freeze()  # the models' and libraries' objects are permanent: no collection scans them again
         watcher = asyncio.create_task(registry.watch(reload_every)) if reload_every else None
         yield
         if watcher is not None:

@@ -18,9 +18,13 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
-def threads_per_worker(workers: int, cores: int | None = None) -> int:
-    """workers x threads = cores, at least one thread each."""
-    return max(1, (cores or available_cores()) // max(1, workers))
+def threads_per_worker(workers: int, cores: int | None = None, torch: bool = False) -> int:
+    """workers x threads = cores, at least one thread each; for PyTorch one fewer per worker. torch's
+    OpenMP threads busy-wait between operations and starve the worker's event loop on the same cores: on
+    2 cores, 1 torch thread served 550 requests/s at p99 71 ms and 2 threads 430/s at p99 94 ms, while
+    onnxruntime did best with both cores (1116/s against 913/s; benchmarks/serve.py)."""
+    share = (cores or available_cores()) // max(1, workers)
+    return max(1, share - 1 if torch else share)
 
 
 def limit_threads(recognizer: Recognizer, model_path: str | Path, threads: int) -> None:
