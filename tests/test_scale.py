@@ -32,12 +32,15 @@ STYLE = Style(length=(3, 4), width=(80, 80), height=32)
 POLICY = InputPolicy(32, 80, 80, 4)
 
 
-def cli(*args: str, timeout: float = 240, env: dict | None = None) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, timeout: float = 240, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "captcha_crnn", "-q", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
     )
 
@@ -52,13 +55,20 @@ def rows(run: Path) -> list[dict[str, str]]:
 
 def test_ddp_two_processes_on_cpu_reduce_metrics_over_all_images(tmp_path, captcha_dir):
     """Two gloo processes train to a checkpoint that loads and predicts; the logged validation metrics
-    cover the whole validation split (both processes' halves), not rank 0's share."""
-    run = tmp_path / "run"
+    cover the whole validation split (both processes' halves), not rank 0's share. Without --out, the
+    second process (started by Lightning seconds later) names another timestamped folder, but everything
+    is written to rank 0's."""
+    work = tmp_path / "work"
+    work.mkdir()
     proc = cli(
-        "train", str(captcha_dir), "--out", str(run), "--devices", "2", "--accelerator", "cpu",
-        "--max-epochs", "2", "--batch-size", "8", "--no-progress",
+        "train", str(captcha_dir), "--devices", "2", "--accelerator", "cpu",
+        "--max-epochs", "2", "--batch-size", "8", "--no-progress", cwd=work,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    folders = list((work / "runs").iterdir())
+    assert len(folders) == 1, folders
+    run = folders[0]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     val_items = split_validation(collect(captcha_dir), 0.1, 42)[1]
     assert len(val_items) >= 3  # an odd split: rank 0 validates 3, rank 1 validates 2
     last = rows(run)[-1]

@@ -131,7 +131,9 @@ def _decode(stream: Any, name: str, max_pixels: int, formats: tuple[str, ...] | 
         if formats is not None:
             what = f"not an image in a supported format ({', '.join(f.lower() for f in formats)})"
         raise UnsupportedImageError(f"{name}: {what}") from None
-    except Image.DecompressionBombError as exc:  # Pillow's own limit, checked before ours
+    # Pillow's own limit, checked before ours; its warning, between 1x and 2x that limit, is ignored (see
+    # the filter above) unless the program turns warnings into errors (python -W error)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
         claimed = re.search(r"(\d+) pixels", str(exc))
         size = f"{claimed.group(1)} pixels" if claimed else "the image"

@@ -27,7 +27,6 @@ log = logging.getLogger("captcha_crnn")
 
 RUN_FILES = ("run.json", "metrics.csv", "curves.png", "model.pt", "checkpoints")
 CHECKPOINT_FILES = ("best.ckpt", "last.ckpt")
-RUN_DIR_ENV = "CAPTCHA_CRNN_RUN_DIR"  # rank 0's run folder, inherited by the processes Lightning starts
 
 
 @dataclass
@@ -42,31 +41,6 @@ class TrainResult:
 
 def default_run_dir() -> Path:
     return Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-
-
-def launch_rank(devices_per_node: int) -> int:
-    """This process's global rank as its launcher set it: torchrun (RANK), SLURM (SLURM_PROCID with more
-    than one task), or the processes Lightning starts itself (NODE_RANK, LOCAL_RANK); 0 otherwise."""
-    env = os.environ
-    if "RANK" in env:
-        return int(env["RANK"])
-    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
-        return int(env["SLURM_PROCID"])
-    if "LOCAL_RANK" in env:
-        return int(env.get("NODE_RANK", "0")) * devices_per_node + int(env["LOCAL_RANK"])
-    return 0
-
-
-def _run_path(opts: TrainOptions, rank: int) -> Path:
-    """The run folder's path; nothing is read or written yet. Other ranks take rank 0's."""
-    if rank != 0:
-        inherited = os.environ.get(RUN_DIR_ENV)
-        if opts.out is None and inherited is None:
-            raise CaptchaCrnnError("distributed training started by torchrun or SLURM needs --out")
-        return Path(opts.out or inherited)  # type: ignore[arg-type]
-    run = Path(opts.out) if opts.out else default_run_dir()
-    os.environ[RUN_DIR_ENV] = str(run)
-    return run
 
 
 # Options that decide which images train and which validate, or what is learnt: a resumed run must use
@@ -136,14 +110,13 @@ def _existing_run(run: Path, opts: TrainOptions) -> list[str]:
     return existing
 
 
-def _prepare_run_dir(run: Path, opts: TrainOptions, rank: int) -> None:
+def _prepare_run_dir(run: Path, opts: TrainOptions) -> None:
     """Make the run folder ready, after every input was checked: a mistyped DATA never costs a run.
+    Rank 0 alone calls it.
 
     An existing run is replaced only with --force, and only the files a run writes; anything else the
     user keeps there (in checkpoints/ too) stays.
     """
-    if rank != 0:
-        return
     if opts.resume:
         for stale in (run / "checkpoints").glob(".*.tmp"):  # a save that a kill interrupted
             stale.unlink()
@@ -176,8 +149,9 @@ def _quiet_lightning() -> None:
 
 def train(opts: TrainOptions, extra: Sequence[LabelledImage] = ()) -> TrainResult:
     """From a data folder (or generated data) to a run folder. The phases, in order: validate the options
-    -> read and check the data -> prepare the run folder (only now is an old run replaced) -> build the
-    trainer -> fit -> finalise (model.pt and validation metrics).
+    -> build the trainer (which knows this process's rank) -> read and check the data -> prepare the run
+    folder (only now is an old run replaced) -> build the model and data module -> fit -> finalise
+    (model.pt and validation metrics).
 
     `extra` labelled images join the training images only (never validation): self-training's
     pseudo-labels. With `opts.unlabelled`, training runs in self-training rounds (self_training.py).
@@ -188,21 +162,24 @@ def train(opts: TrainOptions, extra: Sequence[LabelledImage] = ()) -> TrainResul
         return self_train(opts)
     _quiet_lightning()
     _validate(opts)
-    rank = launch_rank(int(opts.devices) if str(opts.devices).isdigit() else 1)
-    if rank != 0:  # one voice: rank 0 logs for the run
-        log.setLevel(logging.WARNING)
-    run = _run_path(opts, rank)
+    # Every process names a run folder; only rank 0 writes to its own, and the checkpoints reach rank
+    # 0's in every process through Lightning (ModelCheckpoint broadcasts its folder in setup).
+    run = Path(opts.out) if opts.out else default_run_dir()
     saved = None
-    if opts.resume:
+    if opts.resume:  # reads only: the recorded options, before anything is built from them
         opts, saved = _resumed(opts, run)
-    elif rank == 0:
+    trainer, best = _trainer(opts, run)  # Lightning knows this process's rank from its launcher
+    leader = trainer.is_global_zero
+    if not leader:  # one voice: rank 0 logs for the run
+        log.setLevel(logging.WARNING)
+    if leader and not opts.resume:
         _existing_run(run, opts)  # refused early (unless --force); nothing is removed yet
     data = _load_data(opts, saved, extra)
     sets = _datasets(opts, data)
-    _prepare_run_dir(run, opts, rank)
-    if rank == 0:
+    if leader:
+        _prepare_run_dir(run, opts)
         _announce(opts, data, sets, run, saved)
-    trainer, system, datamodule, best = _build(opts, data, sets, run, saved)
+    system, datamodule = _system(opts, data, sets, saved)
     started = time.monotonic()
     trainer.fit(
         system,
@@ -285,13 +262,10 @@ def _announce(opts: TrainOptions, data: _Data, sets: _Sets, run: Path, saved: di
         log.info("chosen from the data: %s", "; ".join(f"{k} {v}" for k, v in data.choices.items()))
 
 
-def _build(opts: TrainOptions, data: _Data, sets: _Sets, run: Path, saved: dict | None) -> tuple:
-    """The Lightning trainer with its callbacks, the system (model, loss, optimiser) and the data module."""
+def _system(opts: TrainOptions, data: _Data, sets: _Sets, saved: dict | None) -> tuple:
+    """The system (model, loss, optimiser; its starting weights unless resuming) and the data module."""
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from captcha_crnn.training.callbacks import MetricsCSV, PatientEarlyStopping
-    from captcha_crnn.training.checkpoints import AtomicCheckpointIO
     from captcha_crnn.training.datamodule import CaptchaDataModule
     from captcha_crnn.training.system import CRNNSystem
 
@@ -313,6 +287,17 @@ def _build(opts: TrainOptions, data: _Data, sets: _Sets, run: Path, saved: dict 
     )
     if not saved:
         _initialise(system, opts, data)
+    return system, datamodule
+
+
+def _trainer(opts: TrainOptions, run: Path) -> tuple:
+    """The Lightning trainer with its callbacks, and the best-checkpoint callback."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from captcha_crnn.training.callbacks import MetricsCSV, PatientEarlyStopping
+    from captcha_crnn.training.checkpoints import AtomicCheckpointIO
+
     # The best checkpoint by validation loss, not CER: on a small validation set CER touches 0 long before
     # the model is done (one run: best.ckpt 94.5% on new images, last.ckpt 98.8%), while the loss keeps
     # ranking models after that.
@@ -342,7 +327,7 @@ def _build(opts: TrainOptions, data: _Data, sets: _Sets, run: Path, saved: dict 
         num_nodes=opts.num_nodes,
         strategy="ddp" if distributed and opts.strategy == "auto" else opts.strategy,
         use_distributed_sampler=False,  # the data module shards by rank itself (see datamodule.py)
-        reload_dataloaders_every_n_epochs=1 if data.style is not None else 0,  # the stream learns its epoch
+        reload_dataloaders_every_n_epochs=1 if opts.synthetic else 0,  # the stream learns its epoch
         plugins=[AtomicCheckpointIO()],
         gradient_clip_val=5.0,  # a rare huge CTC gradient (a bad batch) must not undo the run
         callbacks=[
@@ -357,7 +342,7 @@ def _build(opts: TrainOptions, data: _Data, sets: _Sets, run: Path, saved: dict 
         enable_progress_bar=opts.progress,
         default_root_dir=run,
     )
-    return trainer, system, datamodule, best
+    return trainer, best
 
 
 def _finalise(trainer: Any, best: Any, run: Path, data: _Data, sets: _Sets, seconds: float) -> TrainResult:
