@@ -53,7 +53,7 @@ def keystrokes(tmp: Path) -> dict:
         (folder / name).symlink_to(item.path.resolve())
         truth[name] = item.label
     store = LabelStore(folder / "labels.csv").open()
-    bench = Workbench(folder, store, Recognizer.load("general"))
+    bench = Workbench(folder, store, Recognizer.load("general"), follow_symlinks=True)
     retrainer = Retrainer(folder, tmp / "runs")
     client = TestClient(create_label_app(bench, retrainer, "general"))
     bench.start()
@@ -102,7 +102,7 @@ def speed(tmp: Path) -> dict:
         (folder / f"{i:05d}{source.suffix}").symlink_to(source.resolve())
     store = LabelStore(folder / "labels.csv").open()
     start = time.perf_counter()
-    bench = Workbench(folder, store, Recognizer.load("general"))
+    bench = Workbench(folder, store, Recognizer.load("general"), follow_symlinks=True)
     listed = time.perf_counter() - start
     client = TestClient(create_label_app(bench, None, "general"))
     bench.start()  # scoring runs in the background while the user works

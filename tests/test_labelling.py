@@ -219,3 +219,23 @@ def test_existing_labels_files_are_read_as_train_reads_them(folder):
     with pytest.raises(CaptchaCrnnError, match="source"):  # a column it would drop: refused, not rewritten
         LabelStore(folder / "labels.csv", folder).open()
     assert "scan" in (folder / "labels.csv").read_text()
+
+
+def test_symlinks_to_files_outside_the_folder_are_not_served(folder, captcha_dir, caplog):
+    """A symlink in DIR to a file elsewhere would let anyone who reaches the page read that file."""
+    secret = captcha_dir.parent / "secret.png"
+    shutil.copy(next(iter(sorted(folder.glob("*.png")))), secret)
+    (folder / "outside.png").symlink_to(secret)
+    (folder / "inside.png").symlink_to(folder / "zz-broken.png")  # a link within DIR stays
+    bench = open_bench(folder, order="name")
+    with TestClient(create_label_app(bench)) as client:
+        assert "outside.png" not in bench.known and "inside.png" in bench.known
+        assert client.get("/api/image", params={"file": "outside.png"}).status_code == 404
+        assert client.get("/api/item", params={"file": "outside.png"}).status_code == 404
+    finish(bench)
+    assert "1 image(s) of" in caplog.text and "--follow-symlinks" in caplog.text
+
+    bench = open_bench(folder, order="name", follow_symlinks=True)
+    with TestClient(create_label_app(bench)) as client:
+        assert client.get("/api/image", params={"file": "outside.png"}).content == secret.read_bytes()
+    finish(bench)

@@ -49,6 +49,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="read-only: walk the labelled images, those the model reads differently first",
     )
+    p.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="also show images that are symlinks to files outside DIR (off by default: with --host "
+        "0.0.0.0 anyone who reaches the page could read those files)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8100, help="port (default: 8100)")
     p.set_defaults(func=run)
@@ -79,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     recognizer = Recognizer.load(model) if model else None
     store = LabelStore(labels, root).open()
     try:
-        bench = Workbench(root, store, recognizer, args.charset, args.order)
+        bench = Workbench(root, store, recognizer, args.charset, args.order, args.follow_symlinks)
         can_train = importlib.util.find_spec("lightning") is not None
         retrainer = (
             Retrainer(root, labels.parent / ".captcha-crnn-label", lambda path: None) if can_train else None

@@ -30,6 +30,27 @@ class Suggestion:
     confidence: float | None
 
 
+def _inside(root: Path, images: list[Path]) -> list[Path]:
+    """The images whose real path is inside `root`: a symlink to a file elsewhere would let anyone who
+    can reach the page read that file. Says once how many were left out."""
+    top = root.resolve()
+    kept = [p for p in images if p.resolve().is_relative_to(top)]
+    outside = [p for p in images if not p.resolve().is_relative_to(top)]
+    if outside:
+        log.warning(
+            "%d image(s) of %s are symlinks to files outside it, left out (e.g. %s); "
+            "--follow-symlinks serves them too",
+            len(outside),
+            one_line(root),
+            one_line(outside[0].name),
+        )
+    if not kept:
+        raise CaptchaCrnnError(
+            f"{one_line(root)}: every image is a symlink to outside it; see --follow-symlinks"
+        )
+    return kept
+
+
 class Workbench:
     def __init__(
         self,
@@ -38,11 +59,15 @@ class Workbench:
         recognizer: Any = None,
         charset: str | None = None,
         order: str = "confidence",
+        follow_symlinks: bool = False,
     ) -> None:
         if order not in ORDERS:
             raise CaptchaCrnnError(f"--order must be one of {', '.join(ORDERS)}, got {order!r}")
         self.root, self.store, self.order = root, store, order
-        self.files = [p.relative_to(root).as_posix() for p in find_images(root)]
+        images = find_images(root)
+        if not follow_symlinks:
+            images = _inside(root, images)
+        self.files = [p.relative_to(root).as_posix() for p in images]
         self.known = set(self.files)
         self.missing = sorted(rel for rel in store.rows if rel not in self.known)
         if self.missing:
