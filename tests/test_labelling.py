@@ -13,7 +13,7 @@ from captcha_crnn.errors import CaptchaCrnnError
 from captcha_crnn.labelling.app import create_label_app
 from captcha_crnn.labelling.retrain import Retrainer
 from captcha_crnn.labelling.store import LabelStore, read_rows
-from captcha_crnn.labelling.workbench import Workbench
+from captcha_crnn.labelling.workbench import Suggestion, Workbench
 
 
 @pytest.fixture
@@ -166,6 +166,19 @@ def test_review_flags_disagreements_and_is_read_only(folder, reading_model):
         assert listed[0]["file"] == files[2] and listed[0]["disagrees"]
         assert len(listed) == 3
         assert client.post("/api/label", json={"file": files[0], "label": "1"}).status_code == 403
+    finish(bench)
+
+
+def test_review_puts_the_most_confident_disagreement_first(folder):
+    bench = open_bench(folder, order="name")
+    files = bench.queue()[:3]
+    for f, label, reading, confidence in zip(files, "abc", "xyc", (0.6, 0.99, 0.9)):
+        bench.label(f, label)
+        bench.suggestions[f] = Suggestion(reading, confidence)  # as if a model had read them
+    listed = bench.review()
+    assert [item["file"] for item in listed] == [files[1], files[0], files[2]]
+    assert [item["disagrees"] for item in listed] == [True, True, False]
+    assert listed[0]["confidence"] == 0.99
     finish(bench)
 
 

@@ -282,10 +282,20 @@ class Workbench:
         return row is not None and row.status == LABELLED and rel not in self.broken
 
     def review(self) -> list[dict[str, Any]]:
-        """Every labelled image with the model's reading; those where the model disagrees come first."""
+        """Every labelled image with the model's reading; those where the model disagrees come first, the
+        most confident disagreement first: where a good model is sure and the label says otherwise, the
+        label is the likelier typo."""
         items = []
         for rel, label in self.labelled():
             found = self.suggestion(rel)
             disagrees = found.text is not None and found.text != label
-            items.append({"file": rel, "label": label, "suggestion": found.text, "disagrees": disagrees})
-        return sorted(items, key=lambda item: not item["disagrees"])
+            items.append(
+                {
+                    "file": rel,
+                    "label": label,
+                    "suggestion": found.text,
+                    "confidence": found.confidence,
+                    "disagrees": disagrees,
+                }
+            )
+        return sorted(items, key=lambda item: (not item["disagrees"], -(item["confidence"] or 0.0)))
