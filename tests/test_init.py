@@ -75,10 +75,13 @@ def test_train_starts_from_the_general_model_when_it_fits_and_says_so(tmp_path, 
 
     base = ["train", str(captcha_dir), "--max-epochs", "1", "--no-progress"]
     assert main([*base, "--out", str(tmp_path / "a")]) == 0
-    assert "general model" in json.loads((tmp_path / "a" / "run.json").read_text())["choices"]["start"]
+    choices = json.loads((tmp_path / "a" / "run.json").read_text())["choices"]
+    assert "general model" in choices["start"]
+    assert choices["model"].startswith("nano at height 32, the general model's size")
     assert main([*base, "--out", str(tmp_path / "b"), "--preset", "small"]) == 0  # does not fit: random
-    start = json.loads((tmp_path / "b" / "run.json").read_text())["choices"]["start"]
-    assert start.startswith("random weights: the shipped general model does not fit")
+    choices = json.loads((tmp_path / "b" / "run.json").read_text())["choices"]
+    assert choices["start"].startswith("random weights: the shipped general model does not fit")
+    assert choices["model"] == "small at height 32 (--preset, --height)"
     assert main([*base, "--out", str(tmp_path / "c"), "--init", "none"]) == 0
     assert json.loads((tmp_path / "c" / "run.json").read_text())["choices"]["start"].endswith("(--init none)")
 

@@ -442,6 +442,7 @@ def _load_data(
         policy = _policy(opts, sizes, channels)
         config = config_from_preset(opts.preset, len(charset) + 1, policy.height, opts.rnn, policy.channels)
         model_config = config.to_dict()
+        choices["model"] = _capacity(opts, policy)
         donor, choices["start"] = _donor(opts, config)
     val_generated = False
     if opts.data is None and style is not None:  # a fixed generated validation set, held in memory
@@ -552,6 +553,18 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Style):
         return asdict(value)
     return value
+
+
+def _capacity(opts: TrainOptions, policy: InputPolicy) -> str:
+    """Why this network size. The default stays the general model's (nano, height 32) whatever the data:
+    starting from its weights beat a random start on the style suite (9 of 10 styles >= 95%, every one off
+    the blank plateau in its first epoch), and a larger network or input would start from random weights."""
+    if opts.preset == TrainOptions(data=None).preset and policy.height == DEFAULT_HEIGHT:
+        return (
+            f"{opts.preset} at height {policy.height}, the general model's size, so its weights can start "
+            "training (--preset small or --height 48 for a larger network from random weights)"
+        )
+    return f"{opts.preset} at height {policy.height} (--preset, --height)"
 
 
 def _channels(opts: TrainOptions, images: list, style: Style | None) -> tuple[int, str]:
