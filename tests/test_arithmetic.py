@@ -326,6 +326,25 @@ def test_service_solve_adds_answers_to_one_and_batch(sums):
         assert set(body) == {"text", "confidence", "elapsed_ms"}  # unchanged without --solve
 
 
+def test_one_request_can_ask_for_answers(sums):
+    """?solve=arithmetic on a service started without --solve; an unknown solver is one 422 line."""
+    model, bright, dark = sums
+    with TestClient(create_app(Recognizer.load(model), str(model))) as client:
+        solved = {"solve": "arithmetic"}
+        body = client.post("/v1/recognize", params=solved, content=bright.read_bytes()).json()
+        assert body["answer"] == 48
+        files = [("files", ("d.png", dark.read_bytes())), ("files", ("b.png", bright.read_bytes()))]
+        batch = client.post("/v1/models/sums/recognize/batch", params=solved, files=files).json()
+        assert [b["answer"] for b in batch] == [None, 48] and batch[0]["answer_error"].startswith("cannot")
+        plain = client.post("/v1/recognize", content=bright.read_bytes()).json()
+        assert "answer" not in plain  # the next request without it is not solved
+        bad = client.post("/v1/recognize", params={"solve": "algebra"}, content=bright.read_bytes())
+        assert bad.status_code == 422
+        assert bad.json() == {"detail": "unknown solve 'algebra'; choose from: arithmetic"}
+        long = client.post("/v1/recognize", params={"charset": "0" * 600}, content=bright.read_bytes())
+        assert long.status_code == 422 and long.json()["detail"].startswith("charset: String should have")
+
+
 def test_serve_solve_reaches_the_workers(sums, monkeypatch, capsys):
     import uvicorn
 

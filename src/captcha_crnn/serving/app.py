@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -30,7 +31,7 @@ from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from captcha_crnn import __version__
-from captcha_crnn.arithmetic import check_solver
+from captcha_crnn.arithmetic import SOLVERS, check_solver
 from captcha_crnn.errors import LabelError
 from captcha_crnn.inference.recognizer import Recognizer
 from captcha_crnn.serving.batcher import ApiError, MicroBatcher, Model
@@ -209,12 +210,22 @@ def create_models_app(
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=exc.headers)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's list of problems, as the one line every other error is."""
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
 
-    async def recognize_one(served: ServedModel, request: Request, charset: str | None) -> dict[str, Any]:
+    async def recognize_one(
+        served: ServedModel, request: Request, charset: str | None, solve: str | None
+    ) -> dict[str, Any]:
         _check_charset(served.model, charset)
+        _check_solve(solve)
         if _is_multipart(request):
             one = "send exactly one image file, or the image as the raw request body"
             files = await uploads(request, max_files=1, too_many=ApiError(400, one), max_fields=fields)
@@ -223,24 +234,25 @@ def create_models_app(
             item = files[0]
         else:
             item = ("body", await request.body())
-        return (await served.batcher.submit([item], charset))[0]
+        return (await served.batcher.submit([item], charset, solve))[0]
 
     async def recognize_many(
-        served: ServedModel, request: Request, charset: str | None
+        served: ServedModel, request: Request, charset: str | None, solve: str | None
     ) -> list[dict[str, Any]]:
         _check_charset(served.model, charset)
+        _check_solve(solve)
         if not _is_multipart(request):
             raise ApiError(415, "send the images as multipart/form-data file fields")
         too_many = ApiError(413, f"at most {limits.max_batch} images per batch")
         files = await uploads(request, max_files=limits.max_batch, too_many=too_many, max_fields=fields)
         if not files:
             raise ApiError(400, "no image files in the request")
-        results = await served.batcher.submit(files, charset)
+        results = await served.batcher.submit(files, charset, solve)
         return [{"file": name, **r} for (name, _), r in zip(files, results)]
 
     one_image = {
         "response_model": Recognition,
-        "response_model_exclude_unset": True,  # answer fields only from a service run with --solve
+        "response_model_exclude_unset": True,  # answer fields only when solving (--solve or ?solve=)
         "responses": error_responses(400, 413, 415, 422, 500, 503, 504),
         "openapi_extra": {"requestBody": IMAGE_BODY},
     }
@@ -252,33 +264,37 @@ def create_models_app(
     }
 
     @app.post("/v1/recognize", **one_image)
-    async def recognize(request: Request, charset: Charset = None) -> dict[str, Any]:
+    async def recognize(request: Request, charset: Charset = None, solve: Solve = None) -> dict[str, Any]:
         """One image, as a multipart file field or as the raw request body (the first model)."""
-        return await recognize_one(registry.default, request, charset)
+        return await recognize_one(registry.default, request, charset, solve)
 
     @app.post("/v1/recognize/batch", **many_images)
-    async def recognize_batch(request: Request, charset: Charset = None) -> list[dict[str, Any]]:
+    async def recognize_batch(
+        request: Request, charset: Charset = None, solve: Solve = None
+    ) -> list[dict[str, Any]]:
         """Several images as multipart file fields; the answers come in the same order. One bad image
         fails the whole request (with that image's error). The first model."""
-        return await recognize_many(registry.default, request, charset)
+        return await recognize_many(registry.default, request, charset, solve)
 
     @app.post(
         "/v1/models/{name}/recognize",
         **{**one_image, "responses": error_responses(400, 404, 413, 415, 422, 500, 503, 504)},
     )
-    async def recognize_with(name: str, request: Request, charset: Charset = None) -> dict[str, Any]:
+    async def recognize_with(
+        name: str, request: Request, charset: Charset = None, solve: Solve = None
+    ) -> dict[str, Any]:
         """One image read by the model called `name` (404 lists the names)."""
-        return await recognize_one(registry.get(name), request, charset)
+        return await recognize_one(registry.get(name), request, charset, solve)
 
     @app.post(
         "/v1/models/{name}/recognize/batch",
         **{**many_images, "responses": error_responses(400, 404, 413, 415, 422, 500, 503, 504)},
     )
     async def recognize_batch_with(
-        name: str, request: Request, charset: Charset = None
+        name: str, request: Request, charset: Charset = None, solve: Solve = None
     ) -> list[dict[str, Any]]:
         """Several images read by the model called `name`, answers in the same order."""
-        return await recognize_many(registry.get(name), request, charset)
+        return await recognize_many(registry.get(name), request, charset, solve)
 
     @app.get(
         "/healthz",
@@ -324,6 +340,21 @@ Charset = Annotated[
         "only, the model's other case counts for it)",
     ),
 ]
+
+
+Solve = Annotated[
+    str | None,
+    Query(
+        max_length=32,
+        description="also solve each reading: 'arithmetic' adds its value as `answer` (null with "
+        "`answer_error` when it does not parse); default: the service's --solve",
+    ),
+]
+
+
+def _check_solve(solve: str | None) -> None:
+    if solve is not None and solve not in SOLVERS:
+        raise ApiError(422, f"unknown solve {solve!r}; choose from: {', '.join(SOLVERS)}")
 
 
 def _check_charset(recognizer: Recognizer, charset: str | None) -> None:

@@ -70,6 +70,7 @@ class Job:
     items: list[tuple[str, bytes]]
     future: asyncio.Future = field(repr=False)
     charset: str | None = None  # read only these characters (already checked against the model)
+    solve: str | None = None  # this request's solver (already checked), else the service's
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -124,10 +125,10 @@ class MicroBatcher:
     # ------------------------------------------------------------ producer side (request handlers)
 
     async def submit(
-        self, items: list[tuple[str, bytes]], charset: str | None = None
+        self, items: list[tuple[str, bytes]], charset: str | None = None, solve: str | None = None
     ) -> list[dict[str, Any]]:
         """Queue one request's images and wait, at most `request_timeout`, for their results."""
-        job = self._enqueue(items, charset)
+        job = self._enqueue(items, charset, solve)
         try:
             return await asyncio.wait_for(job.future, self.limits.request_timeout)
         except asyncio.TimeoutError:  # wait_for cancelled the future: the loop will skip the job
@@ -135,7 +136,9 @@ class MicroBatcher:
                 504, f"no answer within {self.limits.request_timeout:g} s; the server is overloaded"
             ) from None
 
-    def _enqueue(self, items: list[tuple[str, bytes]], charset: str | None = None) -> Job:
+    def _enqueue(
+        self, items: list[tuple[str, bytes]], charset: str | None = None, solve: str | None = None
+    ) -> Job:
         if problem := self.problem:
             raise ApiError(503, problem)
         # An empty queue takes any request, so a batch larger than max_queue is still served.
@@ -145,7 +148,7 @@ class MicroBatcher:
                 f"server busy: {self.queued} images already waiting; retry in {RETRY_AFTER_S} s",
                 {"Retry-After": str(RETRY_AFTER_S)},
             )
-        job = Job(items, asyncio.get_running_loop().create_future(), charset)
+        job = Job(items, asyncio.get_running_loop().create_future(), charset, solve)
         self.waiting.append(job)
         self.queued += len(items)
         self._wakeup.set()
@@ -230,7 +233,8 @@ class MicroBatcher:
             return [error] * len(jobs)
         for owners, preds in answers:
             for owner, pred in zip(owners, preds, strict=True):
-                outcomes[owner].append(pred.solved(self.solve).to_dict())  # type: ignore[union-attr]
+                solver = jobs[owner].solve or self.solve
+                outcomes[owner].append(pred.solved(solver).to_dict())  # type: ignore[union-attr]
         return outcomes
 
     def _decode(self, model: Model, job: Job) -> list[np.ndarray] | ApiError:

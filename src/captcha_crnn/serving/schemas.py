@@ -14,7 +14,8 @@ class Recognition(BaseModel):
     elapsed_ms: float = Field(description="time from the request's arrival at the model queue to its answer")
     answer: int | None = Field(
         default=None,
-        description="only from a service run with --solve: the value of the expression read (12×4= -> 48), "
+        description="only when solving (serve --solve, or ?solve=arithmetic): the value of the expression "
+        "read (12×4= -> 48), "
         "or null when it does not parse",
     )
     answer_error: str | None = Field(default=None, description="why `answer` is null (only then present)")
@@ -79,7 +80,7 @@ ERROR_MEANINGS = {
     404: "no model of that name (the message lists the names)",
     413: "request body, or number of images, over the limit",
     415: "not an image, or not a format the service reads",
-    422: "a damaged image, or one over the pixel limit",
+    422: "a damaged image, one over the pixel limit, or a bad query parameter (charset, solve)",
     500: "internal error while reading the images or running the model",
     503: "queue full (retry after the Retry-After header's seconds) or the inference loop has stopped",
     504: "no answer within the request timeout",
