@@ -171,6 +171,20 @@ def test_generate_arithmetic_refuses_charset_and_length(tmp_path, capsys, option
     assert not (tmp_path / "x").exists()
 
 
+def test_train_synthetic_kind_arithmetic_streams_expressions(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--synthetic", "32", "--kind", "arithmetic", "--max-epochs", "1", "--batch-size", "8"]
+    assert main([*args, "--out", str(run), "--no-progress"]) == 0
+    record = json.loads((run / "run.json").read_text())
+    assert (
+        set(record["charset"]) == set(CHARSET)
+        and record["options"]["synthetic_style"]["kind"] == "arithmetic"
+    )
+    capsys.readouterr()
+    assert main([*args, "--length", "4", "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.startswith("error: --length: not for --kind arithmetic")
+
+
 def test_train_learns_generated_expressions_and_evaluate_scores_their_answers(tmp_path, capsys):
     data, run = tmp_path / "data", tmp_path / "run"
     assert (

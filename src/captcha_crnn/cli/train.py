@@ -131,6 +131,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         metavar="R",
         help=f"with DATA: share of generated images in each epoch (default: {D.mix})",
     )
+    g.add_argument(
+        "--kind",
+        choices=("text", "arithmetic"),
+        help="generated: text (random strings, the default) or arithmetic (expressions such as 12×4=, as "
+        "`generate --kind arithmetic` draws them)",
+    )
     g.add_argument("--length", help="generated label length, e.g. 4 or 4-8 (default: 4, or like DATA)")
     g.add_argument(
         "--size", metavar="WxH", help="generated size, e.g. 160x60 or 200-550x80 (default: 160x60)"
@@ -192,12 +198,22 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def _train_style(args: argparse.Namespace) -> Style | None:
     """The generated style when any style option is given; None lets `train` choose (like DATA)."""
-    if not any((args.length, args.size, args.transparent, args.noise_lines)):
+    if not any((args.kind, args.length, args.size, args.transparent, args.noise_lines)):
         return None
     if not args.synthetic:
-        raise CaptchaCrnnError("--length, --size, --transparent and --noise-lines need --synthetic N")
+        raise CaptchaCrnnError("--kind, --length, --size, --transparent and --noise-lines need --synthetic N")
     defaults = {"length": "4", "size": "160x60", "noise_lines": "0", "charset": "0123456789"}
-    filled = argparse.Namespace(**{**vars(args), **{k: getattr(args, k) or v for k, v in defaults.items()}})
+    if args.kind == "arithmetic":  # expressions bring their own characters and lengths
+        if args.length:
+            raise CaptchaCrnnError("--length: not for --kind arithmetic, whose expressions have their own")
+        defaults.update(length=None, charset=None)
+    filled = argparse.Namespace(
+        **{
+            **vars(args),
+            "kind": args.kind or "text",
+            **{k: None if v is None else getattr(args, k) or v for k, v in defaults.items()},
+        }
+    )
     return style_from_args(filled)
 
 
