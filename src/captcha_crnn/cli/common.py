@@ -64,13 +64,23 @@ def add_charset_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_length_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--length",
+        metavar="N|N-M|any",
+        help="how many characters a reading has: a best reading of another length gives way to the best "
+        "one of this length (default: the lengths of the model's training labels; 'any' for no limit)",
+    )
+
+
 def load_recognizer(args: argparse.Namespace):  # -> Recognizer (imported here: --help stays light)
-    """args.model loaded, and args.charset checked against it before any work."""
+    """args.model loaded, and args.charset and args.length checked against it before any work."""
     from captcha_crnn.inference.recognizer import Recognizer
 
     recognizer = Recognizer.load(args.model, batch_size=args.batch_size)
     if args.charset is not None:
         recognizer.constraint(args.charset)  # a character the model cannot read: one line, now
+    recognizer.lengths_for(args.length)
     return recognizer
 
 

@@ -11,6 +11,7 @@ from captcha_crnn.arithmetic import SOLVERS
 from captcha_crnn.cli.common import (
     add_charset_option,
     add_label_options,
+    add_length_option,
     add_model_argument,
     check_numbers,
     load_recognizer,
@@ -37,6 +38,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         "characters, per-character accuracy, and a self-contained report.html",
     )
     add_charset_option(p)
+    add_length_option(p)
     p.add_argument(
         "--ignore-case",
         action="store_true",
@@ -64,7 +66,13 @@ def run(args: argparse.Namespace) -> int:
     recognizer = load_recognizer(args)
     items = collect(args.data, args.labels, args.label_pattern, args.recursive)
     result = evaluate(
-        recognizer, items, progress=True, charset=args.charset, ignore_case=args.ignore_case, solve=args.solve
+        recognizer,
+        items,
+        progress=True,
+        charset=args.charset,
+        ignore_case=args.ignore_case,
+        solve=args.solve,
+        length=args.length,
     )
     if args.report:
         from captcha_crnn.reporting.report import write_report

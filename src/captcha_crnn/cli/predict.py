@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from captcha_crnn.arithmetic import SOLVERS
-from captcha_crnn.cli.common import add_charset_option, add_model_argument, check_numbers, load_recognizer
+from captcha_crnn.cli.common import (
+    add_charset_option,
+    add_length_option,
+    add_model_argument,
+    check_numbers,
+    load_recognizer,
+)
 from captcha_crnn.errors import warn_skipped
 
 
@@ -24,6 +30,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recursive", action="store_true", help="also look for images in subfolders")
     p.add_argument("--json", action="store_true", help='JSON lines: {"file", "text", "confidence"}')
     add_charset_option(p)
+    add_length_option(p)
     p.add_argument(
         "--solve",
         choices=SOLVERS,
@@ -56,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(log_probs, Exception):
             skipped.append(str(log_probs))
             continue
-        pred = recognizer.decode(log_probs, args.charset, args.solve)
+        pred = recognizer.decode(log_probs, args.charset, args.solve, args.length)
         if args.json:
             print(json.dumps({"file": str(path), **pred.to_dict()}))
         elif args.solve:

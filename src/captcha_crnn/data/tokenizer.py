@@ -48,19 +48,25 @@ class CTCTokenizer:
         """Class ids (no blanks, already collapsed) to text."""
         return "".join(self.charset[i - 1] for i in ids if i != BLANK)
 
-    def greedy_decode(self, log_probs: np.ndarray, length: int | None = None) -> tuple[str, float]:
+    def greedy_decode(
+        self, log_probs: np.ndarray, length: int | None = None, text_lengths: Lengths | None = None
+    ) -> tuple[str, float]:
         """Best-path decoding of one (T, C) array of log-probabilities.
 
         Collapse repeats, then drop blanks, so "n n" separated by a blank stays "nn". The confidence is
         the best path's probability: the product of each frame's top probability, in [0, 1].
+        `text_lengths` (lo, hi): when the best path reads fewer or more characters, the best path that
+        reads lo..hi of them instead (see best_path_within).
         """
         frames = log_probs[:length] if length is not None else log_probs
         best = frames.argmax(axis=1)
-        confidence = float(np.exp(frames.max(axis=1).sum()))
-        keep = np.ones(len(best), dtype=bool)
-        keep[1:] = best[1:] != best[:-1]
-        ids = best[keep]
-        return self.decode_ids(ids[ids != BLANK].tolist()), min(max(confidence, 0.0), 1.0)
+        logp = float(frames.max(axis=1).sum())
+        ids = collapse(best)
+        if text_lengths is not None and not text_lengths[0] <= len(ids) <= text_lengths[1]:
+            found = best_path_within(frames, *text_lengths)
+            if found is not None:
+                ids, logp = collapse(found[0]), found[1]
+        return self.decode_ids(ids), min(max(float(np.exp(logp)), 0.0), 1.0)
 
     @staticmethod
     def min_frames(label: str) -> int:
@@ -110,5 +116,65 @@ class Constraint:
         kept = np.stack([np.logaddexp.reduce(log_probs[:, list(g)], axis=1) for g in self.groups], axis=1)
         return kept - np.logaddexp.reduce(kept, axis=1, keepdims=True)
 
-    def decode(self, log_probs: np.ndarray) -> tuple[str, float]:
-        return self.tokenizer.greedy_decode(self.project(log_probs))
+    def decode(self, log_probs: np.ndarray, text_lengths: Lengths | None = None) -> tuple[str, float]:
+        return self.tokenizer.greedy_decode(self.project(log_probs), text_lengths=text_lengths)
+
+
+Lengths = tuple[int, int]  # the fewest and most characters a reading may have
+
+
+def collapse(path: np.ndarray) -> list[int]:
+    """A CTC path (one class per frame) -> class ids: repeats merged, then blanks dropped."""
+    keep = np.ones(len(path), dtype=bool)
+    keep[1:] = path[1:] != path[:-1]
+    ids = path[keep]
+    return ids[ids != BLANK].tolist()
+
+
+def best_path_within(log_probs: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, float] | None:
+    """The most probable CTC path whose text has lo..hi characters, and its log-probability; None when
+    no path has (too few frames).
+
+    Viterbi over (characters read so far, the frame's class): a blank keeps the count, the class of the
+    previous frame continues its character, any other class starts the next one. Captchas mostly have a
+    fixed length, and a CTC reading of the wrong length (a dropped or doubled glyph) is always wrong:
+    the best path of the right length is the reading a person would choose among the model's options.
+    """
+    frames, classes = log_probs.shape
+    rows = np.arange(hi + 1)
+    score = np.full((hi + 1, classes), -np.inf)
+    score[0, BLANK] = log_probs[0, BLANK]
+    if hi >= 1:
+        score[1, 1:] = log_probs[0, 1:]
+    from_count = np.zeros((frames, hi + 1, classes), dtype=np.int16)  # the previous frame's state
+    from_class = np.zeros((frames, hi + 1, classes), dtype=np.int16)
+    for t in range(1, frames):
+        order = np.argsort(score, axis=1)
+        first, second = order[:, -1], order[:, -2]  # each count's best and second-best last class
+        best, runner_up = score[rows, first], score[rows, second]
+        new = np.full_like(score, -np.inf)
+        # a blank: the count stays, from the best state with that count
+        new[:, BLANK] = best + log_probs[t, BLANK]
+        from_count[t, :, BLANK], from_class[t, :, BLANK] = rows, first
+        # class c continues the character of a frame of class c ...
+        stay = score[:, 1:]
+        # ... or starts the next one after any other class (blank included): count - 1, best other
+        other = np.where(first[:-1, None] == np.arange(1, classes), second[:-1, None], first[:-1, None])
+        start = np.full_like(stay, -np.inf)
+        start[1:] = np.where(first[:-1, None] == np.arange(1, classes), runner_up[:-1, None], best[:-1, None])
+        take_start = start > stay
+        new[:, 1:] = np.where(take_start, start, stay) + log_probs[t, 1:]
+        from_count[t, :, 1:] = np.where(take_start, rows[:, None] - 1, rows[:, None])
+        from_class[t, 1:, 1:] = np.where(take_start[1:], other, np.arange(1, classes))
+        from_class[t, 0, 1:] = np.arange(1, classes)
+        score = new
+    ends = score[lo : hi + 1]
+    if not np.isfinite(ends).any():
+        return None
+    count, cls = np.unravel_index(np.argmax(ends), ends.shape)
+    count += lo
+    path = np.empty(frames, dtype=np.int64)
+    for t in range(frames - 1, -1, -1):
+        path[t] = cls
+        count, cls = from_count[t, count, cls], from_class[t, count, cls]
+    return path, float(ends.max())

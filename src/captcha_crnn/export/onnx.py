@@ -99,6 +99,9 @@ def _export(
             "quantized": "int8" if quantize else "no",
             "ignore_case": "yes" if bundle.meta.get("ignore_case") else "no",
         }
+        lengths = bundle.meta.get("label_lengths")
+        if lengths:  # models trained before it was recorded have none: their readings have any length
+            meta["label_lengths"] = f"{lengths[0]}-{lengths[1]}"
         del proto.metadata_props[:]
         for key, value in meta.items():
             proto.metadata_props.add(key=key, value=value)

@@ -14,7 +14,7 @@ from rapidfuzz.distance import Levenshtein
 from captcha_crnn.arithmetic import answer
 from captcha_crnn.data.labels import LabelledImage
 from captcha_crnn.errors import CaptchaCrnnError, ImageError, LabelError, warn_skipped
-from captcha_crnn.inference.recognizer import Prediction, Recognizer
+from captcha_crnn.inference.recognizer import Length, Prediction, Recognizer
 
 log = logging.getLogger("captcha_crnn")
 T = TypeVar("T")
@@ -87,6 +87,7 @@ def evaluate(
     charset: str | None = None,
     ignore_case: bool = False,
     solve: str | None = None,
+    length: Length = None,
 ) -> Evaluation:
     """Score `recognizer` on labelled images; unreadable files are skipped with a warning.
 
@@ -98,8 +99,10 @@ def evaluate(
     regard to case: labels are folded to lower case and the model's upper-case scores count for lower
     case (a model trained with --ignore-case is always scored so). `solve` ("arithmetic") also scores
     the answers: each record gets the reading's `answer` and the label's `true_answer`, and every label
-    must solve (a LabelError names the first that does not).
+    must solve (a LabelError names the first that does not). `length` is how many characters a reading
+    may have (Recognizer.lengths_for: by default the model's training labels' lengths).
     """
+    text_lengths = recognizer.lengths_for(length)
     if ignore_case or recognizer.ignore_case:
         charset = "".join(dict.fromkeys((charset or recognizer.charset).lower()))
         items = [LabelledImage(item.path, item.label.lower()) for item in items]
@@ -126,7 +129,7 @@ def evaluate(
             continue
         if constraint:
             log_probs = constraint.project(log_probs)
-        text, confidence = tok.greedy_decode(log_probs)
+        text, confidence = tok.greedy_decode(log_probs, text_lengths=text_lengths)
         losses.append(ctc_loss([log_probs], [tok.encode(item.label)]))
         record: dict[str, object] = {
             "file": str(item.path),

@@ -12,11 +12,32 @@ import numpy as np
 
 from captcha_crnn.arithmetic import answer, check_solver
 from captcha_crnn.data.images import ImageSource, InputPolicy, load_for_model, stack_batch
-from captcha_crnn.data.tokenizer import Constraint, CTCTokenizer
-from captcha_crnn.errors import ImageError
+from captcha_crnn.data.tokenizer import Constraint, CTCTokenizer, Lengths
+from captcha_crnn.errors import CaptchaCrnnError, ImageError
 from captcha_crnn.inference.backends import Backend, TorchBackend, load_any
 
 CHUNK = 512  # images decoded and run per step when streaming: memory stays flat whatever the folder's size
+
+
+Length = int | str | tuple[int, int] | None  # a reading's length: 4, "4-6", (4, 6), "any", None (the model's)
+
+
+def recorded_lengths(value: Any) -> Lengths | None:
+    """Label lengths as (fewest, most): from [4, 6] (model.pt), "4-6" or "4" (ONNX metadata, --length), or
+    an int; None if absent or not of those shapes."""
+    try:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return value, value
+        if isinstance(value, str):
+            low, _, high = value.strip().partition("-")
+            return int(low), int(high or low)
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return int(value[0]), int(value[1])
+    except (ValueError, TypeError):
+        pass
+    return None
 
 
 @dataclass(frozen=True)
@@ -78,6 +99,8 @@ class Recognizer:
         self._constraints: dict[str, Constraint] = {}
         # Trained with --ignore-case: it reads lower case, and its labels are folded before scoring.
         self.ignore_case = str(self.meta.get("ignore_case", "")).lower() in ("true", "yes")
+        # The fewest and most characters of the training labels: readings keep to them (see decode).
+        self.text_lengths = recorded_lengths(self.meta.get("label_lengths"))
 
     @classmethod
     def load(cls, path: str | Path, batch_size: int = 64) -> Recognizer:
@@ -153,42 +176,69 @@ class Recognizer:
             found = self._constraints[charset] = self.tokenizer.constrain(charset)
         return found
 
+    def lengths_for(self, length: Length = None) -> Lengths | None:
+        """The reading lengths to keep to: the model's recorded ones for None, none for "any", else the
+        given count (4), range ((4, 6)) or text ("4", "4-6")."""
+        if length is None:
+            return self.text_lengths
+        if length == "any":
+            return None
+        found = recorded_lengths(length)
+        if found is None or not 0 < found[0] <= found[1]:
+            raise CaptchaCrnnError(f"--length must be N or N-M with 1 <= N <= M, or 'any'; got {length!r}")
+        return found
+
     def decode(
-        self, log_probs: np.ndarray, charset: str | None = None, solve: str | None = None
+        self,
+        log_probs: np.ndarray,
+        charset: str | None = None,
+        solve: str | None = None,
+        length: Length = None,
     ) -> Prediction:
         """One image's (frames, classes) log-probabilities -> text, read only as `charset` when given,
-        and solved by `solve` (e.g. "arithmetic") when given."""
+        and solved by `solve` (e.g. "arithmetic") when given. A best path whose text is shorter or longer
+        than `length` allows (by default the training labels' lengths) gives way to the best path of an
+        allowed length: a dropped or doubled glyph is the commonest CTC error on captchas."""
+        lengths = self.lengths_for(length)
         if charset is None:
-            pred = Prediction(*self.tokenizer.greedy_decode(log_probs))
+            pred = Prediction(*self.tokenizer.greedy_decode(log_probs, text_lengths=lengths))
         else:
-            pred = Prediction(*self.constraint(charset).decode(log_probs))
+            pred = Prediction(*self.constraint(charset).decode(log_probs, lengths))
         return pred.solved(solve)
 
     def predict_pixels(
-        self, pixels: Sequence[np.ndarray], charset: str | None = None, solve: str | None = None
+        self,
+        pixels: Sequence[np.ndarray],
+        charset: str | None = None,
+        solve: str | None = None,
+        length: Length = None,
     ) -> list[Prediction]:
-        return [self.decode(lp, charset, solve) for lp in self.log_probs(pixels)]
+        return [self.decode(lp, charset, solve, length) for lp in self.log_probs(pixels)]
 
     def predict(
         self,
         images: ImageSource | Sequence[ImageSource],
         charset: str | None = None,
         solve: str | None = None,
+        length: Length = None,
     ) -> Prediction | list[Prediction]:
         """Text and confidence for one image (path, bytes, PIL image or numpy array) or a list of them.
 
         A single image gives a single Prediction; a list gives a list in the same order. `charset`
         restricts the output to those characters (their scores decide, not a filter afterwards).
+        `length` (4, (4, 6), "4-6") is how many characters a reading has; by default as many as the
+        training labels had (recorded in the model; none for the general model), "any" for no limit.
         `solve="arithmetic"` also reads the text as an expression: `answer` is its value, or None with
         `answer_error` saying why.
         """
         if charset is not None:
             self.constraint(charset)  # a bad charset fails before any image is read
+        self.lengths_for(length)  # and so does a bad length
         if solve is not None:
             check_solver(solve)
         single = not isinstance(images, (list, tuple))
         decoded = self.preprocess_many([images] if single else list(images))
         if error := next((d for d in decoded if isinstance(d, ImageError)), None):
             raise error
-        preds = self.predict_pixels(decoded, charset, solve)  # type: ignore[arg-type]
+        preds = self.predict_pixels(decoded, charset, solve, length)  # type: ignore[arg-type]
         return preds[0] if single else preds

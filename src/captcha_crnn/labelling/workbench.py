@@ -134,7 +134,7 @@ class Workbench:
         self.broken.pop(rel, None)  # read now (an image that was still being copied in, say)
         constraint = self._constraint()
         if constraint is not None:
-            text, confidence = constraint.decode(scores)
+            text, confidence = constraint.decode(scores, self.recognizer.text_lengths)
         else:
             pred = self.recognizer.decode(scores)
             text, confidence = pred.text, pred.confidence

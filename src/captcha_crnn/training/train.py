@@ -240,6 +240,7 @@ def _announce(opts: TrainOptions, data: _Data, sets: _Sets, run: Path, saved: di
             "input_policy": data.policy.to_dict(),
             "model_config": data.model_config,
             "choices": data.choices,
+            "label_lengths": label_lengths(data),
             "options": {k: _jsonable(v) for k, v in asdict(opts).items()},
             "train_count": len(sets.train),
             "val_count": len(sets.val),
@@ -365,6 +366,7 @@ def _finalise(trainer: Any, best: Any, run: Path, data: _Data, sets: _Sets, seco
     bundle = load_model(chosen)
     model_path = run / "model.pt"
     meta = {"version": __version__, "trained_epochs": trainer.current_epoch, "best_checkpoint": chosen.name}
+    meta["label_lengths"] = label_lengths(data)  # readings keep to these lengths (Recognizer.decode)
     if data.ignore_case:
         meta["ignore_case"] = True  # labels were folded to lower case; evaluate folds labels likewise
     save_model(model_path, bundle.model, data.charset, data.policy, meta)
@@ -374,6 +376,14 @@ def _finalise(trainer: Any, best: Any, run: Path, data: _Data, sets: _Sets, seco
     pixels = sets.val.pixels if data.val_generated else None
     metrics = evaluate(recognizer, val_items, pixels).to_dict()
     return TrainResult(run, model_path, chosen, trainer.current_epoch, seconds, metrics)
+
+
+def label_lengths(data: _Data) -> list[int]:
+    """The fewest and most characters of the training and validation labels (and of generated ones)."""
+    lengths = [len(img.item.label) for img in data.train_images + data.val_images]
+    if data.style is not None:
+        lengths += list(data.style.length)
+    return [min(lengths), max(lengths)]
 
 
 @dataclass
