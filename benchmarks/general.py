@@ -5,7 +5,8 @@
 Every image of ../shared/data's two sets is a test image: the general model was trained only on
 generated captchas (scripts/pretrain.py), whose fonts and looks are not these sets'. Each model reads
 them plain and restricted to the set's characters (`--charset`: digits for tii-digits, the 19 symbols
-of captcha-v2's labels); scoring is case-insensitive (the general model reads 62 classes; the sets are
+of captcha-v2's labels), and restricted with the labels' length too (`--length`: 4 and 5, what a
+user knows of their captchas); scoring is case-insensitive (the general model reads 62 classes; the sets are
 lower case or digits). ddddocr runs in its own virtual environment (benchmarks/.venv-ddddocr, made on
 first use), restricted both by its own `set_ranges` and by masking its probabilities the same way.
 """
@@ -34,10 +35,11 @@ from accuracy import DATA, machine  # noqa: E402
 from inference import DDDDOCR_VENV, ddddocr_python  # noqa: E402
 
 
-def ours(items: list, charset: str) -> dict:
+def ours(items: list, charset: str, lengths: tuple[int, int]) -> dict:
     rec = Recognizer.load("general")
     plain = evaluate(rec, items, ignore_case=True)
     restricted = evaluate(rec, items, charset=charset, ignore_case=True)
+    with_length = evaluate(rec, items, charset=charset, ignore_case=True, length=lengths)
     blobs = [item.path.read_bytes() for item in items[:200]]
     for blob in blobs[:20]:
         rec.predict(blob)
@@ -50,18 +52,19 @@ def ours(items: list, charset: str) -> dict:
         "plain": plain.sequence_accuracy,
         "restricted": restricted.sequence_accuracy,
         "restricted_cer": restricted.cer,
+        "restricted_length": with_length.sequence_accuracy,
         "latency_ms_p50": round(1000 * statistics.median(latencies), 2),
         "errors": [f"{e['label']} -> {e['prediction']}" for e in restricted.errors[:8]],
     }
 
 
-def theirs(items: list, charset: str) -> dict:
+def theirs(items: list, charset: str, lengths: tuple[int, int]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "images.json"
         listing.write_text(json.dumps([[str(i.path), i.label] for i in items]))
         worker = BENCH / "_ddddocr_zero_shot.py"
         out = subprocess.run(
-            [str(ddddocr_python()), str(worker), str(listing), charset],
+            [str(ddddocr_python()), str(worker), str(listing), charset, f"{lengths[0]}-{lengths[1]}"],
             capture_output=True,
             text=True,
             check=True,
@@ -91,12 +94,14 @@ def main() -> None:
     for name in ("captcha-v2", "tii-digits"):
         items = collect(DATA / name, None, None, False)
         charset = "".join(sorted(set("".join(i.label.lower() for i in items))))
-        print(f"{name}: {len(items)} images, charset {charset}", flush=True)
+        lengths = (min(len(i.label) for i in items), max(len(i.label) for i in items))
+        print(f"{name}: {len(items)} images, charset {charset}, lengths {lengths}", flush=True)
         results["sets"][name] = {
             "count": len(items),
             "charset": charset,
-            "general": ours(items, charset),
-            "ddddocr": theirs(items, charset),
+            "lengths": list(lengths),
+            "general": ours(items, charset, lengths),
+            "ddddocr": theirs(items, charset, lengths),
         }
         print(json.dumps(results["sets"][name]), flush=True)
     report.save("general", results)

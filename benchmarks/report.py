@@ -213,19 +213,22 @@ def general_section(d: dict) -> list[str]:
         f"was trained only on generated captchas: {g['images']:,} images in {g['epochs']} epochs, "
         f"{g['minutes']} min on this CPU (`scripts/pretrain.py`). Every image of each set is a test image; "
         "case-insensitive. Restricted: `--charset` set to the set's characters (ddddocr: its own "
-        "`set_ranges`, and its probabilities masked the same way). Sizes: "
+        "`set_ranges`, and its probabilities masked the same way). + length: also `--length` set to the "
+        "labels' length (4 or 5); ddddocr has no such option, so its masked probabilities go through the "
+        "same length-constrained decoding. Sizes: "
         + ", ".join(f"{k} {v} MB" for k, v in d["sizes_mb"].items())
         + ".",
         "",
-        "| set | images | general | general, restricted | ddddocr | ddddocr set_ranges | ddddocr masked "
-        "| ms/image general / ddddocr |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| set | images | general | general, restricted | general, restricted + length | ddddocr "
+        "| ddddocr set_ranges | ddddocr masked | ddddocr masked + length | ms/image general / ddddocr |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in d["sets"].items():
         ours, theirs = r["general"], r["ddddocr"]
         lines.append(
-            f"| {name} | {r['count']} | {ours['plain']:.1%} | {ours['restricted']:.1%} | {theirs['plain']:.1%} "
-            f"| {theirs['set_ranges']:.1%} | {theirs['masked']:.1%} "
+            f"| {name} | {r['count']} | {ours['plain']:.1%} | {ours['restricted']:.1%} "
+            f"| {ours['restricted_length']:.1%} | {theirs['plain']:.1%} "
+            f"| {theirs['set_ranges']:.1%} | {theirs['masked']:.1%} | {theirs['masked_length']:.1%} "
             f"| {ours['latency_ms_p50']} / {theirs['latency_ms_p50']} |"
         )
     return [*lines, ""]
