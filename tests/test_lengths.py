@@ -98,3 +98,22 @@ def test_train_records_the_label_lengths_and_export_carries_them(trained_run, ca
     capsys.readouterr()
     assert main(["predict", str(onnx), str(captcha_dir), "--length", "9-1"]) == 2
     assert capsys.readouterr().err.startswith("error: --length must be N or N-M")
+
+
+def test_the_service_keeps_to_the_recorded_lengths_and_takes_length_per_request():
+    import io
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from captcha_crnn.serving.app import create_app
+
+    buf = io.BytesIO()
+    Image.new("L", (16, 32), 255).save(buf, "PNG")
+    with TestClient(create_app(recognizer({"label_lengths": [2, 2]}), "m.pt")) as client:
+        read = lambda **params: client.post("/v1/recognize", params=params, content=buf.getvalue())  # noqa: E731
+        assert read().json()["text"] == "12"
+        assert read(length="any").json()["text"] == "112"
+        assert read(length="3", charset="12").json()["text"] == "112"
+        bad = read(length="0")
+        assert bad.status_code == 422 and bad.json()["detail"].startswith("length must be N or N-M")

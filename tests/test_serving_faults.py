@@ -45,7 +45,13 @@ class FakeModel:
             raise UnsupportedImageError(f"{name}: not an image")
         return data
 
-    def predict_pixels(self, pixels: list[bytes], charset: str | None = None) -> list[Prediction]:
+    def predict_pixels(
+        self,
+        pixels: list[bytes],
+        charset: str | None = None,
+        solve: str | None = None,
+        length: str | None = None,
+    ) -> list[Prediction]:
         self.passes.append(len(pixels))
         self.entered.set()
         self.gate.wait(10)

@@ -291,7 +291,7 @@ class Tagged:
         self.gate.wait(10)
         return (self.tag, data)
 
-    def predict_pixels(self, pixels, charset=None):
+    def predict_pixels(self, pixels, charset=None, solve=None, length=None):
         assert all(tag == self.tag for tag, _ in pixels), "one pass mixed two models"
         return [Prediction(self.tag, 1.0) for _ in pixels]
 

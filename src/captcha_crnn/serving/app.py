@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from captcha_crnn import __version__
 from captcha_crnn.arithmetic import SOLVERS, check_solver
-from captcha_crnn.errors import LabelError
+from captcha_crnn.errors import CaptchaCrnnError
 from captcha_crnn.inference.recognizer import Recognizer
 from captcha_crnn.serving.batcher import ApiError, MicroBatcher, Model
 from captcha_crnn.serving.limits import ServeLimits
@@ -222,10 +222,9 @@ def create_models_app(
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
 
     async def recognize_one(
-        served: ServedModel, request: Request, charset: str | None, solve: str | None
+        served: ServedModel, request: Request, charset: str | None, solve: str | None, length: str | None
     ) -> dict[str, Any]:
-        _check_charset(served.model, charset)
-        _check_solve(solve)
+        _check_reading(served.model, charset, solve, length)
         if _is_multipart(request):
             one = "send exactly one image file, or the image as the raw request body"
             files = await uploads(request, max_files=1, too_many=ApiError(400, one), max_fields=fields)
@@ -234,20 +233,19 @@ def create_models_app(
             item = files[0]
         else:
             item = ("body", await request.body())
-        return (await served.batcher.submit([item], charset, solve))[0]
+        return (await served.batcher.submit([item], charset, solve, length))[0]
 
     async def recognize_many(
-        served: ServedModel, request: Request, charset: str | None, solve: str | None
+        served: ServedModel, request: Request, charset: str | None, solve: str | None, length: str | None
     ) -> list[dict[str, Any]]:
-        _check_charset(served.model, charset)
-        _check_solve(solve)
+        _check_reading(served.model, charset, solve, length)
         if not _is_multipart(request):
             raise ApiError(415, "send the images as multipart/form-data file fields")
         too_many = ApiError(413, f"at most {limits.max_batch} images per batch")
         files = await uploads(request, max_files=limits.max_batch, too_many=too_many, max_fields=fields)
         if not files:
             raise ApiError(400, "no image files in the request")
-        results = await served.batcher.submit(files, charset, solve)
+        results = await served.batcher.submit(files, charset, solve, length)
         return [{"file": name, **r} for (name, _), r in zip(files, results)]
 
     one_image = {
@@ -264,37 +262,39 @@ def create_models_app(
     }
 
     @app.post("/v1/recognize", **one_image)
-    async def recognize(request: Request, charset: Charset = None, solve: Solve = None) -> dict[str, Any]:
+    async def recognize(
+        request: Request, charset: Charset = None, solve: Solve = None, length: ReadLength = None
+    ) -> dict[str, Any]:
         """One image, as a multipart file field or as the raw request body (the first model)."""
-        return await recognize_one(registry.default, request, charset, solve)
+        return await recognize_one(registry.default, request, charset, solve, length)
 
     @app.post("/v1/recognize/batch", **many_images)
     async def recognize_batch(
-        request: Request, charset: Charset = None, solve: Solve = None
+        request: Request, charset: Charset = None, solve: Solve = None, length: ReadLength = None
     ) -> list[dict[str, Any]]:
         """Several images as multipart file fields; the answers come in the same order. One bad image
         fails the whole request (with that image's error). The first model."""
-        return await recognize_many(registry.default, request, charset, solve)
+        return await recognize_many(registry.default, request, charset, solve, length)
 
     @app.post(
         "/v1/models/{name}/recognize",
         **{**one_image, "responses": error_responses(400, 404, 413, 415, 422, 500, 503, 504)},
     )
     async def recognize_with(
-        name: str, request: Request, charset: Charset = None, solve: Solve = None
+        name: str, request: Request, charset: Charset = None, solve: Solve = None, length: ReadLength = None
     ) -> dict[str, Any]:
         """One image read by the model called `name` (404 lists the names)."""
-        return await recognize_one(registry.get(name), request, charset, solve)
+        return await recognize_one(registry.get(name), request, charset, solve, length)
 
     @app.post(
         "/v1/models/{name}/recognize/batch",
         **{**many_images, "responses": error_responses(400, 404, 413, 415, 422, 500, 503, 504)},
     )
     async def recognize_batch_with(
-        name: str, request: Request, charset: Charset = None, solve: Solve = None
+        name: str, request: Request, charset: Charset = None, solve: Solve = None, length: ReadLength = None
     ) -> list[dict[str, Any]]:
         """Several images read by the model called `name`, answers in the same order."""
-        return await recognize_many(registry.get(name), request, charset, solve)
+        return await recognize_many(registry.get(name), request, charset, solve, length)
 
     @app.get(
         "/healthz",
@@ -352,17 +352,29 @@ Solve = Annotated[
 ]
 
 
-def _check_solve(solve: str | None) -> None:
+ReadLength = Annotated[
+    str | None,
+    Query(
+        max_length=16,
+        description="how many characters a reading has: N, N-M or 'any' (default: the lengths of the "
+        "model's training labels, as recorded in it; a best reading of another length gives way to the "
+        "best one of this length)",
+    ),
+]
+
+
+def _check_reading(
+    recognizer: Recognizer, charset: str | None, solve: str | None, length: str | None
+) -> None:
+    """The request's charset, solver and length checked against the model: a 422 with one line."""
     if solve is not None and solve not in SOLVERS:
         raise ApiError(422, f"unknown solve {solve!r}; choose from: {', '.join(SOLVERS)}")
-
-
-def _check_charset(recognizer: Recognizer, charset: str | None) -> None:
-    if charset is not None:
-        try:
+    try:
+        if charset is not None:
             recognizer.constraint(charset)
-        except LabelError as exc:
-            raise ApiError(422, str(exc).replace("--charset", "charset")) from None
+        recognizer.lengths_for(length)
+    except CaptchaCrnnError as exc:
+        raise ApiError(422, str(exc).replace("--charset", "charset").replace("--length", "length")) from None
 
 
 def _is_multipart(request: Request) -> bool:

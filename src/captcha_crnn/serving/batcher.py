@@ -59,7 +59,13 @@ class Model(Protocol):
         self, image: bytes, name: str, max_pixels: int, formats: tuple[str, ...]
     ) -> np.ndarray: ...
 
-    def predict_pixels(self, pixels: list[np.ndarray], charset: str | None = None) -> list[Prediction]: ...
+    def predict_pixels(
+        self,
+        pixels: list[np.ndarray],
+        charset: str | None = None,
+        solve: str | None = None,
+        length: str | None = None,
+    ) -> list[Prediction]: ...
 
 
 Outcome = list[dict[str, Any]] | ApiError
@@ -71,6 +77,7 @@ class Job:
     future: asyncio.Future = field(repr=False)
     charset: str | None = None  # read only these characters (already checked against the model)
     solve: str | None = None  # this request's solver (already checked), else the service's
+    length: str | None = None  # this request's reading lengths ("4", "4-6", "any"; already checked)
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -125,10 +132,14 @@ class MicroBatcher:
     # ------------------------------------------------------------ producer side (request handlers)
 
     async def submit(
-        self, items: list[tuple[str, bytes]], charset: str | None = None, solve: str | None = None
+        self,
+        items: list[tuple[str, bytes]],
+        charset: str | None = None,
+        solve: str | None = None,
+        length: str | None = None,
     ) -> list[dict[str, Any]]:
         """Queue one request's images and wait, at most `request_timeout`, for their results."""
-        job = self._enqueue(items, charset, solve)
+        job = self._enqueue(items, charset, solve, length)
         try:
             return await asyncio.wait_for(job.future, self.limits.request_timeout)
         except asyncio.TimeoutError:  # wait_for cancelled the future: the loop will skip the job
@@ -137,7 +148,11 @@ class MicroBatcher:
             ) from None
 
     def _enqueue(
-        self, items: list[tuple[str, bytes]], charset: str | None = None, solve: str | None = None
+        self,
+        items: list[tuple[str, bytes]],
+        charset: str | None = None,
+        solve: str | None = None,
+        length: str | None = None,
     ) -> Job:
         if problem := self.problem:
             raise ApiError(503, problem)
@@ -148,7 +163,7 @@ class MicroBatcher:
                 f"server busy: {self.queued} images already waiting; retry in {RETRY_AFTER_S} s",
                 {"Retry-After": str(RETRY_AFTER_S)},
             )
-        job = Job(items, asyncio.get_running_loop().create_future(), charset, solve)
+        job = Job(items, asyncio.get_running_loop().create_future(), charset, solve, length)
         self.waiting.append(job)
         self.queued += len(items)
         self._wakeup.set()
@@ -208,23 +223,23 @@ class MicroBatcher:
 
     def _process(self, jobs: list[Job]) -> list[Outcome]:
         """Decode each job's images (a bad one fails only its own job), then run the network on all of
-        them, one pass per restricted charset asked for; if the network fails, every job in this pass
+        them, one pass per restricted charset and length asked for; if the network fails, every job in this pass
         gets the 500. One model serves the whole pass, even if a reload swaps `self.model` meanwhile."""
         model = self.model
         outcomes: list[Outcome] = []
-        by_charset: dict[str | None, tuple[list[np.ndarray], list[int]]] = {}
+        by_reading: dict[tuple[str | None, str | None], tuple[list[np.ndarray], list[int]]] = {}
         for index, job in enumerate(jobs):
             decoded = self._decode(model, job)
             outcomes.append(decoded if isinstance(decoded, ApiError) else [])
             if not isinstance(decoded, ApiError):
-                pixels, owners = by_charset.setdefault(job.charset, ([], []))
+                pixels, owners = by_reading.setdefault((job.charset, job.length), ([], []))
                 pixels += decoded
                 owners += [index] * len(decoded)
         answers = []
         try:
-            for charset, (pixels, owners) in by_charset.items():
+            for (charset, length), (pixels, owners) in by_reading.items():
                 try:
-                    answers.append((owners, self._forward(model, pixels, charset)))
+                    answers.append((owners, self._forward(model, pixels, charset, length)))
                 except LabelError as exc:  # checked against the model before a reload swapped it
                     for owner in owners:
                         outcomes[owner] = ApiError(422, str(exc).replace("--charset", "charset"))
@@ -248,10 +263,12 @@ class MicroBatcher:
         except Exception as exc:
             return internal_error(exc, "reading the images")
 
-    def _forward(self, model: Model, pixels: list[np.ndarray], charset: str | None) -> list[Prediction]:
+    def _forward(
+        self, model: Model, pixels: list[np.ndarray], charset: str | None, length: str | None
+    ) -> list[Prediction]:
         """Never more than `max_queue_batch` images in one network call."""
         step = self.limits.max_queue_batch
         preds: list[Prediction] = []
         for start in range(0, len(pixels), step):
-            preds += model.predict_pixels(pixels[start : start + step], charset)
+            preds += model.predict_pixels(pixels[start : start + step], charset, length=length)
         return preds
