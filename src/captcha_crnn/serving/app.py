@@ -372,7 +372,8 @@ def _check_reading(
     try:
         if charset is not None:
             recognizer.constraint(charset)
-        recognizer.lengths_for(length)
+        if length is not None:
+            recognizer.lengths_for(length)
     except CaptchaCrnnError as exc:
         raise ApiError(422, str(exc).replace("--charset", "charset").replace("--length", "length")) from None
 
