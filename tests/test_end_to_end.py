@@ -75,9 +75,22 @@ def test_cli_evaluate_table_and_json(trained_run, captcha_dir, capsys):
     assert main(["evaluate", model, str(captcha_dir)]) == 0
     out = capsys.readouterr().out
     assert "sequence accuracy" in out and "character error rate" in out
-    if result["errors"]:
-        err = result["errors"][0]
-        assert f"{err['file']}: {err['label']} -> {err['prediction']}" in out
+
+
+def test_cli_evaluate_lists_the_wrong_readings_most_confident_first(trained_run, captcha_dir, capsys):
+    """--length 2 on 4-character labels makes every reading wrong, so the list is never empty."""
+    model = str(trained_run / "model.pt")
+    assert main(["evaluate", model, str(captcha_dir), "--length", "2", "--json"]) == 0
+    errors = json.loads(capsys.readouterr().out)["errors"]
+    assert len(errors) == 48 and all(len(e["prediction"]) <= 2 for e in errors)
+    assert main(["evaluate", model, str(captcha_dir), "--length", "2"]) == 0
+    lines = capsys.readouterr().out.split("wrong (48, most confident first):\n")[1].splitlines()
+    ranked = sorted(errors, key=lambda e: -e["confidence"])
+    assert lines[0] == f"  {ranked[0]['file']}: {ranked[0]['label']} -> {ranked[0]['prediction']} " + (
+        f"({ranked[0]['confidence']:.2f})"
+    )
+    shown = [float(line.rsplit("(", 1)[1].rstrip(")")) for line in lines]
+    assert shown == sorted(shown, reverse=True)
 
 
 def test_run_folder_is_never_overwritten_without_force(trained_run, captcha_dir, capsys):
