@@ -363,7 +363,7 @@ def test_serve_solve_reaches_the_workers(sums, monkeypatch, capsys):
     import uvicorn
 
     model, bright, _ = sums
-    for name in ("MODEL", "MODELS", "SOLVE", "RELOAD", "THREADS"):
+    for name in ("MODEL", "MODELS", "SOLVE", "RELOAD", "FOLDERS", "THREADS"):
         monkeypatch.setenv(f"CAPTCHA_CRNN_{name}", "")  # restored after the test
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: None)
     assert main(["serve", str(model), "--solve", "arithmetic"]) == 0

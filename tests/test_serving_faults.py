@@ -322,7 +322,7 @@ def test_serve_splits_the_cores_between_workers_and_says_so(
     from captcha_crnn.cli.main import main
     from captcha_crnn.serving import threads as threads_module
 
-    for name in ("MODEL", "MAX_BODY", "MAX_PIXELS", "MAX_QUEUE", "REQUEST_TIMEOUT", "THREADS"):
+    for name in ("MODEL", "FOLDERS", "MAX_BODY", "MAX_PIXELS", "MAX_QUEUE", "REQUEST_TIMEOUT", "THREADS"):
         monkeypatch.setenv(f"CAPTCHA_CRNN_{name}", "")  # restored after the test
     monkeypatch.setattr(threads_module, "available_cores", lambda: 8)
     calls = []

@@ -128,7 +128,7 @@ def serve_env(monkeypatch):
     """`serve` with uvicorn stubbed out; its environment variables are restored after the test."""
     import uvicorn
 
-    for name in ("MODEL", "MODELS", "SOLVE", "RELOAD", "THREADS", "MAX_QUEUE"):
+    for name in ("MODEL", "MODELS", "SOLVE", "RELOAD", "FOLDERS", "THREADS", "MAX_QUEUE"):
         monkeypatch.setenv(f"CAPTCHA_CRNN_{name}", "")
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
@@ -272,6 +272,33 @@ def test_reload_swaps_a_changed_file_and_keeps_the_old_model_when_one_is_broken(
         reader(path, DIGITS, "99")  # a good file again is taken
         wait_for(lambda: charset() == DIGITS)
         assert read(c, "/v1/recognize", bright) == "99" and c.get("/v1/model").json()["reload_error"] is None
+
+
+def test_reload_serves_a_new_model_file_in_a_served_folder(files, tmp_path, warnings, serve_env):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "digits.onnx").write_bytes(files["digits"].read_bytes())
+    bright = files["bright"].read_bytes()
+    assert main(["serve", str(folder), "--reload"]) == 0  # uvicorn stubbed: the workers' settings
+    assert json.loads(os.environ["CAPTCHA_CRNN_FOLDERS"]) == [str(folder)]
+    os.environ["CAPTCHA_CRNN_RELOAD"] = "0.05"  # poll faster than serve's 2 s
+    with TestClient(app_from_env()) as c:
+
+        def names() -> list[str]:
+            return [m["name"] for m in c.get("/v1/models").json()["models"]]
+
+        assert names() == ["digits"]
+        (folder / "notes.txt").write_text("not a model")  # other files are ignored
+        replace_bytes(folder / "broken.onnx", b"not a model")
+        replace_bytes(folder / "letters.onnx", files["letters"].read_bytes())  # whole, at once
+        wait_for(lambda: "letters" in names())
+        assert read(c, "/v1/models/letters/recognize", bright) == "cab"
+        assert read(c, "/v1/recognize", bright) == "12"  # the first model stays the default
+        time.sleep(0.3)  # several more polls of the same broken file
+        assert names() == ["digits", "letters"]
+        assert (
+            len(warnings) == 1 and warnings[0].startswith("new model file") and "broken.onnx" in warnings[0]
+        )
 
 
 class Tagged:

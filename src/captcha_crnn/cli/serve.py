@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from captcha_crnn.arithmetic import SOLVERS
 from captcha_crnn.errors import CaptchaCrnnError
@@ -44,7 +45,8 @@ def add(sub: argparse._SubParsersAction) -> None:
         "--reload",
         action="store_true",
         help=f"check the model files every {RELOAD_EVERY_S:g} s and serve a changed one once it loads and "
-        "reads a test image (requests in flight finish on the old one; a file that fails keeps the old one)",
+        "reads a test image (requests in flight finish on the old one; a file that fails keeps the old "
+        "one); a new model file in a MODEL folder is served too, under its file name",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
@@ -104,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ["CAPTCHA_CRNN_MODELS"] = json.dumps(sources)
     os.environ["CAPTCHA_CRNN_SOLVE"] = args.solve or ""
     os.environ["CAPTCHA_CRNN_RELOAD"] = str(RELOAD_EVERY_S) if args.reload else ""
+    os.environ["CAPTCHA_CRNN_FOLDERS"] = json.dumps([str(m) for m in args.models if Path(m).is_dir()])
     os.environ["CAPTCHA_CRNN_MAX_BODY"] = str(int(args.max_body_mb * 1024 * 1024))
     os.environ["CAPTCHA_CRNN_MAX_PIXELS"] = str(args.max_pixels)
     os.environ["CAPTCHA_CRNN_MAX_QUEUE"] = str(args.max_queue)

@@ -58,6 +58,7 @@ MODELS_ENV = "CAPTCHA_CRNN_MODELS"  # JSON [[name, file], ...], all of them, the
 THREADS_ENV = "CAPTCHA_CRNN_THREADS"
 SOLVE_ENV = "CAPTCHA_CRNN_SOLVE"  # "arithmetic" or empty
 RELOAD_ENV = "CAPTCHA_CRNN_RELOAD"  # seconds between checks of the model files, or empty: no reloading
+FOLDERS_ENV = "CAPTCHA_CRNN_FOLDERS"  # JSON [folder, ...] given on the command line: new files are served
 TOO_MANY_FILES = "Too many files"  # how Starlette's multipart parser words a max_files refusal
 
 
@@ -159,10 +160,12 @@ def create_models_app(
     solve: str | None = None,
     reload_every: float | None = None,
     loader: Callable[[str], Model] = Recognizer.load,
+    folders: Sequence[str] = (),
 ) -> FastAPI:
     """The service for (name, model, file) triples, the first also at the unnamed routes. `solve`
     ("arithmetic") adds each reading's answer; `reload_every` (seconds) polls the files and swaps in a
-    changed one that loads through `loader` and passes a self-check."""
+    changed one that loads through `loader` and passes a self-check, and serves new model files that
+    appear in `folders`."""
     limits = limits or ServeLimits()
     if solve is not None:
         check_solver(solve)
@@ -178,6 +181,8 @@ def create_models_app(
             for name, model, path in models
         ],
         loader,
+        folders if reload_every else (),
+        lambda model: MicroBatcher(model, limits, solve),
     )
     fields = limits.max_batch + 1  # non-file form fields allowed (and ignored)
 
@@ -463,4 +468,5 @@ def app_from_env() -> FastAPI:
         solve=env.get(SOLVE_ENV) or None,
         reload_every=float(reload) if reload else None,
         loader=load,
+        folders=json.loads(env.get(FOLDERS_ENV) or "[]"),
     )

@@ -127,16 +127,37 @@ def self_check(model: Any, max_pixels: int) -> None:
         raise CaptchaCrnnError(f"self-check: the model read {type(pred.text).__name__}, not text")
 
 
-class ModelSet:
-    """The models of one service by name, in the order given; the first is the default model."""
+def model_files(folder: Path) -> list[Path]:
+    """The model files directly in `folder`, sorted; none when it cannot be read."""
+    try:
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file())
+    except OSError:
+        return []
 
-    def __init__(self, served: Sequence[ServedModel], loader: Callable[[str], Any]) -> None:
+
+class ModelSet:
+    """The models of one service by name, in the order given; the first is the default model.
+
+    With `folders` (folders given on the command line) and reloading on, a model file that appears in one
+    of them later is loaded, self-checked and served under its file's stem, by a batcher `new_batcher`
+    makes for it."""
+
+    def __init__(
+        self,
+        served: Sequence[ServedModel],
+        loader: Callable[[str], Any],
+        folders: Sequence[str] = (),
+        new_batcher: Callable[[Any], MicroBatcher] | None = None,
+    ) -> None:
         if not served:
             raise ValueError("no models to serve")
         check_unique([(s.name, s.path) for s in served])
         self.by_name = {s.name: s for s in served}
         self.default = served[0]
         self.loader = loader
+        self.folders = [Path(f) for f in folders]
+        self.new_batcher = new_batcher
+        self.refused: dict[str, Signature | None] = {}  # new files not taken, as they were when tried
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.by_name.values())
@@ -149,14 +170,54 @@ class ModelSet:
         return found
 
     async def watch(self, every: float) -> None:
-        """Poll every `every` seconds and reload changed files, until cancelled."""
+        """Poll every `every` seconds: reload changed files and serve new ones, until cancelled."""
         while True:
             await asyncio.sleep(every)
-            for served in self:
+            for served in list(self):
                 try:
                     await self.reload_if_changed(served)
                 except Exception as exc:  # never let the watcher die: the models still serve
                     log.error("reloading model %s failed unexpectedly", served.name, exc_info=exc)
+            try:
+                await self.add_new_files()
+            except Exception as exc:
+                log.error("serving new model files failed unexpectedly", exc_info=exc)
+
+    async def add_new_files(self) -> list[str]:
+        """Serve each model file that appeared in a watched folder since the start (named after its
+        stem); one that fails to load or self-check, or whose name is taken or unusable, is warned about
+        once and tried again only when it changes. Returns the names added."""
+        if self.new_batcher is None:
+            return []
+        known = {str(Path(s.path)) for s in self}
+        added = []
+        for folder in self.folders:
+            for path in model_files(folder):
+                if str(path) in known or self.refused.get(str(path), ()) == signature(path):
+                    continue
+                name = path.stem
+                try:
+                    if not NAME.match(name) or name in self.by_name:
+                        taken = "is taken" if name in self.by_name else "is not usable in a URL"
+                        raise CaptchaCrnnError(f"its name {one_line(name, 80)!r} {taken}")
+                    model = await anyio.to_thread.run_sync(self._load_new, str(path))
+                except Exception as exc:
+                    self.refused[str(path)] = signature(path)
+                    log.warning("new model file %s not served (%s)", one_line(path), one_line(exc, 300))
+                    continue
+                batcher = self.new_batcher(model)
+                batcher.start()
+                self.by_name[name] = ServedModel(name, str(path), batcher, signature(path))
+                self.refused.pop(str(path), None)
+                added.append(name)
+                log.info("model %s: serving the new file %s", name, one_line(path))
+        return added
+
+    def _load_new(self, path: str) -> Any:
+        model = self.loader(path)
+        limits = self.default.batcher.limits
+        self_check(model, limits.max_pixels)
+        return model
 
     async def reload_if_changed(self, served: ServedModel) -> bool:
         """Load, self-check and swap in the model's file if it changed since it was last loaded or tried.
