@@ -297,8 +297,8 @@ def test_evaluate_solve_table_has_an_answer_row(scored, capsys):
     assert main(["evaluate", str(model), str(folder), "--solve", "arithmetic"]) == 0
     out = capsys.readouterr().out
     assert "answer accuracy" in out and "50.00%" in out
-    assert "glyph.png: 12x4= -> 12×4= (answer right)" in out
-    assert "unsolved.png: 2+1=? -> 3+ (answer none, not 3)" in out
+    assert "glyph.png: 12x4= -> 12×4= (1.00) (answer right)" in out  # (the reading's confidence)
+    assert "unsolved.png: 2+1=? -> 3+ (1.00) (answer none, not 3)" in out
 
 
 def test_evaluate_solve_refuses_a_label_without_an_answer(scored, capsys):
