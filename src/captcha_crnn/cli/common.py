@@ -55,16 +55,14 @@ def add_model_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_charset_option(p: argparse.ArgumentParser) -> None:
+def add_reading_options(p: argparse.ArgumentParser) -> None:
+    """--charset and --length: what a reading may hold (predict and evaluate)."""
     p.add_argument(
         "--charset",
         metavar="CHARS",
         help="read only these characters (e.g. 0123456789): the other classes' scores are masked before "
         "decoding; with one case only, the model's other case counts for it",
     )
-
-
-def add_length_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--length",
         metavar="N|N-M|any",

@@ -9,10 +9,9 @@ from pathlib import Path
 
 from captcha_crnn.arithmetic import SOLVERS
 from captcha_crnn.cli.common import (
-    add_charset_option,
     add_label_options,
-    add_length_option,
     add_model_argument,
+    add_reading_options,
     check_numbers,
     load_recognizer,
     print_metrics,
@@ -37,8 +36,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="also write a report into DIR: prediction grid (wrong images first), most confused "
         "characters, per-character accuracy, and a self-contained report.html",
     )
-    add_charset_option(p)
-    add_length_option(p)
+    add_reading_options(p)
     p.add_argument(
         "--ignore-case",
         action="store_true",

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from captcha_crnn.arithmetic import SOLVERS
 from captcha_crnn.cli.common import (
-    add_charset_option,
-    add_length_option,
     add_model_argument,
+    add_reading_options,
     check_numbers,
     load_recognizer,
 )
@@ -29,8 +28,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--recursive", action="store_true", help="also look for images in subfolders")
     p.add_argument("--json", action="store_true", help='JSON lines: {"file", "text", "confidence"}')
-    add_charset_option(p)
-    add_length_option(p)
+    add_reading_options(p)
     p.add_argument(
         "--solve",
         choices=SOLVERS,

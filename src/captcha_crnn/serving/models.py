@@ -73,7 +73,7 @@ def model_sources(models: Sequence[str | Path], names: str | None = None) -> lis
             paths.append(str(model))
             continue
         try:
-            found = sorted(p for p in folder.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file())
+            found = _listed(folder)
         except OSError as exc:
             raise CaptchaCrnnError(
                 f"{one_line(folder)}: cannot read ({one_line(exc.strerror or exc)})"
@@ -127,10 +127,15 @@ def self_check(model: Any, max_pixels: int) -> None:
         raise CaptchaCrnnError(f"self-check: the model read {type(pred.text).__name__}, not text")
 
 
+def _listed(folder: Path) -> list[Path]:
+    """The model files directly in `folder`, sorted (OSError when it cannot be read)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file())
+
+
 def model_files(folder: Path) -> list[Path]:
-    """The model files directly in `folder`, sorted; none when it cannot be read."""
+    """The model files directly in `folder`, sorted; none when it cannot be read (while serving)."""
     try:
-        return sorted(p for p in folder.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file())
+        return _listed(folder)
     except OSError:
         return []
 
@@ -200,7 +205,7 @@ class ModelSet:
                     if not NAME.match(name) or name in self.by_name:
                         taken = "is taken" if name in self.by_name else "is not usable in a URL"
                         raise CaptchaCrnnError(f"its name {one_line(name, 80)!r} {taken}")
-                    model = await anyio.to_thread.run_sync(self._load_new, str(path))
+                    model = await anyio.to_thread.run_sync(self._load_checked, str(path))
                 except Exception as exc:
                     self.refused[str(path)] = signature(path)
                     log.warning("new model file %s not served (%s)", one_line(path), one_line(exc, 300))
@@ -213,12 +218,6 @@ class ModelSet:
                 log.info("model %s: serving the new file %s", name, one_line(path))
         return added
 
-    def _load_new(self, path: str) -> Any:
-        model = self.loader(path)
-        limits = self.default.batcher.limits
-        self_check(model, limits.max_pixels)
-        return model
-
     async def reload_if_changed(self, served: ServedModel) -> bool:
         """Load, self-check and swap in the model's file if it changed since it was last loaded or tried.
         A file that fails is tried again only once it changes again, so it is warned about once."""
@@ -229,7 +228,7 @@ class ModelSet:
         try:
             if now is None:
                 raise CaptchaCrnnError("the file is gone")
-            model = await anyio.to_thread.run_sync(self._load_checked, served)
+            model = await anyio.to_thread.run_sync(self._load_checked, served.path)
         except Exception as exc:
             served.reload_error = one_line(exc, 300)
             log.warning(
@@ -244,7 +243,8 @@ class ModelSet:
         log.info("model %s: reloaded %s", served.name, one_line(served.path))
         return True
 
-    def _load_checked(self, served: ServedModel) -> Any:
-        model = self.loader(served.path)
-        self_check(model, served.batcher.limits.max_pixels)
+    def _load_checked(self, path: str) -> Any:
+        """The model in `path`, once it has read a probe image (every batcher has the same limits)."""
+        model = self.loader(path)
+        self_check(model, self.default.batcher.limits.max_pixels)
         return model
