@@ -232,4 +232,29 @@ TUNING: dict[str, tuple[Style, int]] = {
         ),
         3000,
     ),
+    # hard on purpose (defaults should sit below 100%, so a lever can show): tall, warped, overlapping
+    # oblique and condensed glyphs with arcs and dots, 5-6 of 29 symbols, like the `captcha` library's
+    # look but drawn by looks.draw
+    "tune-warped-overlap": (
+        Style(
+            charset="abcdefghkmnpqrstuvwxyz2345678",
+            length=(5, 6),
+            width=(170, 170),
+            height=64,
+            look=Look(
+                fonts=("dejavu-sans-oblique", "dejavu-mono-bold"),
+                colours="random",
+                size=(0.65, 0.85),
+                rotation=25,
+                baseline=0.08,
+                spacing=(-0.25, 0.0),
+                warp=0.06,
+                arcs=(1, 2),
+                line_width=(2, 3),
+                dots=0.04,
+                blur=0.7,
+            ),
+        ),
+        4000,
+    ),
 }

@@ -23,13 +23,15 @@ def test_run_folder_contents(trained_run):
     assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])  # it learns something
     run = json.loads((trained_run / "run.json").read_text())
     assert run["charset"] == "0123456789"
-    assert run["input_policy"]["min_width"] == run["input_policy"]["max_width"] == 80  # 100x40 -> 80x32
+    # 100x40 -> 80x32 keeps 20 frames for 4 characters; widened by 1.2 to give each 6 frames
+    assert run["input_policy"]["min_width"] == run["input_policy"]["max_width"] == 96
+    assert run["input_policy"]["stretch"] == 1.2 and "6 frames per character" in run["choices"]["stretch"]
 
 
 def test_model_stores_charset_and_input_policy(trained_run):
     rec = Recognizer.load(trained_run / "model.pt")
     assert rec.charset == "0123456789"
-    assert rec.policy.height == 32 and rec.policy.fixed_width == 80  # 100x40 -> 80x32
+    assert rec.policy.height == 32 and rec.policy.fixed_width == 96 and rec.policy.stretch == 1.2
     from_ckpt = Recognizer.load(trained_run / "checkpoints" / "best.ckpt")
     assert from_ckpt.charset == rec.charset
 
@@ -225,9 +227,15 @@ def test_mixed_image_sizes_train_without_size_flags(tmp_path):
     run = tmp_path / "run"
     assert main(["-q", "train", str(root), "--out", str(run), "--max-epochs", "1", "--no-progress"]) == 0
     policy = json.loads((run / "run.json").read_text())["input_policy"]
-    assert policy["min_width"] < 96 <= 160 <= policy["max_width"]  # 120x40 -> 96x32, 400x80 -> 160x32
+    # At their aspect ratio 120x40 -> 96x32 (6 frames for each of 4 characters) and 400x80 -> 160x32
+    # (40 frames for 6-8 characters): the 8-character labels, a share of the wide half, widen all a little
+    stretch = policy["stretch"]
+    assert 1 < stretch <= 1.2
+    narrow_width, wide_width = (round(w * stretch / 4) * 4 for w in (96, 160))
+    assert policy["min_width"] < narrow_width <= wide_width <= policy["max_width"]
     rec = Recognizer.load(run / "model.pt")
     narrow, wide = sorted((root / "narrow").glob("*.png"))[0], sorted((root / "wide").glob("*.png"))[0]
-    assert rec.preprocess(narrow).shape[:2] == (32, 96) and rec.preprocess(wide).shape[:2] == (32, 160)
+    assert rec.preprocess(narrow).shape[:2] == (32, narrow_width)
+    assert rec.preprocess(wide).shape[:2] == (32, wide_width)
     preds = rec.predict([narrow, wide])
     assert len(preds) == 2 and all(0.0 <= p.confidence <= 1.0 for p in preds)

@@ -92,7 +92,8 @@ def test_label_too_long_for_the_sequence_is_caught_before_training(tmp_path, cap
     folder = tmp_path / "imgs"
     folder.mkdir()
     for label in ["abcdefghijklmnop", "ponmlkjihgfedcba"]:
-        Image.new("L", (40, 32), 255).save(folder / f"{label}.png")  # 40 px -> 10 frames < 16 chars
+        # 16 px, widened at most 3 times: 48 px -> 12 frames < 16 characters
+        Image.new("L", (16, 32), 255).save(folder / f"{label}.png")
     code, err = run_cli(capsys, "train", str(folder), "--out", str(tmp_path / "r"))
     line = one_line_error(err)
     assert code == 2 and "needs 16 output frames" in line and "--min-width 64" in line

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from captcha_crnn.data.images import InputPolicy, choose_policy, load_for_model, open_image, to_grayscale
+from captcha_crnn.data.images import (
+    InputPolicy,
+    choose_policy,
+    load_for_model,
+    open_image,
+    stretch_for,
+    to_grayscale,
+)
 from captcha_crnn.errors import ImageError
 
 
@@ -76,6 +83,29 @@ def test_policy_is_chosen_from_the_data():
     assert mixed.height == 32 and mixed.max_width >= 220 and mixed.min_width <= 80
     assert mixed.width_for((550, 80)) == 220
     assert mixed.width_for((200, 80)) == 80
+
+
+def test_stretch_gives_each_character_enough_frames():
+    # 160x60 with 6 characters: 85 px at height 32, 21 frames; 6 characters x 6 frames x 4 px = 144 px
+    assert stretch_for([(160, 60)] * 10, [6] * 10) == 1.69
+    assert choose_policy([(160, 60)], stretch=1.69).fixed_width == 144
+    assert stretch_for([(200, 50)] * 10, [5] * 10) == 1.0  # 128 px: 32 frames, 6.4 per character already
+    assert stretch_for([(40, 40)] * 10, [10] * 10) == 3.0  # at most MAX_STRETCH
+    # 9 in 10: one image of ten with a long label does not widen all of them
+    assert stretch_for([(128, 32)] * 10, [5] * 9 + [8]) == 1.0
+    assert stretch_for([(128, 32)] * 10, [5] * 8 + [8] * 2) == 1.5
+
+
+def test_policy_stretch_round_trips_and_old_policies_have_none():
+    policy = InputPolicy(32, 96, 96, 4, 3, 1.2)
+    assert InputPolicy.from_dict(policy.to_dict()) == policy
+    assert (
+        InputPolicy.from_dict({"height": 32, "min_width": 80, "max_width": 80, "width_stride": 4}).stretch
+        == 1
+    )
+    assert InputPolicy(32, 4, 1000, 4, 1, 1.5).width_for((100, 40)) == 120  # 80 px at its aspect ratio
+    with pytest.raises(ValueError, match="stretch"):
+        InputPolicy.from_dict({**policy.to_dict(), "stretch": 0})
 
 
 def test_load_for_model_resizes_to_policy():

@@ -82,8 +82,19 @@ def test_train_starts_from_the_general_model_when_it_fits_and_says_so(tmp_path, 
     choices = json.loads((tmp_path / "b" / "run.json").read_text())["choices"]
     assert choices["start"].startswith("random weights: the shipped general model does not fit")
     assert choices["model"] == "small at height 32 (--preset, --height)"
-    assert main([*base, "--out", str(tmp_path / "c"), "--init", "none"]) == 0
-    assert json.loads((tmp_path / "c" / "run.json").read_text())["choices"]["start"].endswith("(--init none)")
+    assert main([*base, "--out", str(tmp_path / "c"), "--init", "none", "--stretch", "1"]) == 0
+    run = json.loads((tmp_path / "c" / "run.json").read_text())
+    assert run["choices"]["start"].endswith("(--init none)")
+    # --stretch 1 keeps the aspect ratio (100x40 -> 80x32), where the default widens to 96 (test_end_to_end)
+    assert (run["input_policy"]["max_width"], run["choices"]["stretch"]) == (80, "1 (--stretch)")
+
+
+def test_a_stretch_out_of_range_is_one_line_and_writes_nothing(tmp_path, captcha_dir, capsys):
+    from captcha_crnn.cli.main import main
+
+    code = main(["train", str(captcha_dir), "--out", str(tmp_path / "r"), "--stretch", "5"])
+    assert code == 2 and "--stretch must be between 0.25 and 3, got 5" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_init_is_refused_on_resume(trained_run, capsys):

@@ -174,8 +174,9 @@ def test_train_mixes_generated_with_a_real_folder(tmp_path, captcha_dir):
 
 
 def test_generated_style_too_long_for_the_input_is_refused(tmp_path, capsys):
+    # 16x32, widened at most 3 times: 12 frames, where 12 characters may need 23
     code = main(
-        ["train", "--synthetic", "10", "--length", "12", "--size", "40x32", "--out", str(tmp_path / "r")]
+        ["train", "--synthetic", "10", "--length", "12", "--size", "16x32", "--out", str(tmp_path / "r")]
     )
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: generated 12-character captchas") and "\n" not in err

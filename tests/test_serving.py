@@ -45,7 +45,13 @@ def test_health_model_and_docs(client, trained_run):
     assert client.get("/healthz").json() == {"status": "ok"}
     info = client.get("/v1/model").json()
     assert info["charset"] == "0123456789"
-    assert info["input"] == {"height": 32, "min_width": 80, "max_width": 80, "fixed_width": 80}
+    assert info["input"] == {
+        "height": 32,
+        "min_width": 96,
+        "max_width": 96,
+        "fixed_width": 96,
+        "stretch": 1.2,
+    }
     assert info["model_file"] == str(trained_run / "model.pt") and info["version"]
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]

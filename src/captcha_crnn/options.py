@@ -34,6 +34,7 @@ class TrainOptions:
     height: int | None = None
     min_width: int | None = None
     max_width: int | None = None
+    stretch: float | None = None  # width / aspect-ratio width; None: enough frames per character (images.py)
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4

@@ -79,6 +79,12 @@ def add(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--min-width", type=int, help="narrowest input width (default: from the data)")
     g.add_argument("--max-width", type=int, help="widest input width (default: from the data)")
+    g.add_argument(
+        "--stretch",
+        type=float,
+        help="widen images by this factor beyond their aspect ratio, 1 to keep it (default: enough for "
+        "the output frames a label's characters need; run.json says why)",
+    )
     g = p.add_argument_group("optimisation")
     g.add_argument(
         "--batch-size", type=int, default=D.batch_size, help=f"images per step (default: {D.batch_size})"

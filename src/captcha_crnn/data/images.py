@@ -300,6 +300,9 @@ class InputPolicy:
     max_width: int = 512
     width_stride: int = 4  # input pixels per output frame (the network's width downsampling)
     channels: int = 1  # 3: colour (RGB); 1: grey. Models saved before colour input have no field: grey.
+    # Width / (width at the image's own aspect ratio): > 1 widens glyphs that are packed too closely for
+    # the CTC frames (see stretch_for). Models saved before this field have none: 1.
+    stretch: float = 1.0
 
     @property
     def fixed_width(self) -> int | None:
@@ -307,7 +310,7 @@ class InputPolicy:
 
     def width_for(self, size: tuple[int, int]) -> int:
         w, h = size
-        scaled = w * self.height / max(h, 1)
+        scaled = w * self.height / max(h, 1) * self.stretch
         width = round(scaled / self.width_stride) * self.width_stride
         return max(self.min_width, min(self.max_width, width))
 
@@ -332,13 +335,16 @@ class InputPolicy:
             return pixels
         return np.asarray(Image.fromarray(pixels).resize((width, self.height), Image.BILINEAR))
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | float]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputPolicy:
         """The policy a model file records; ValueError when it could not have been written by train."""
-        policy = cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+        fields = cls.__dataclass_fields__
+        policy = cls(**{k: float(v) if k == "stretch" else int(v) for k, v in data.items() if k in fields})
+        if not 0.1 <= policy.stretch <= 10:
+            raise ValueError(f"input policy with stretch {policy.stretch}")
         if not (policy.height > 0 and 0 < policy.min_width <= policy.max_width and policy.width_stride > 0):
             raise ValueError(f"impossible input policy {policy.to_dict()}")
         if policy.channels not in (1, 3):
@@ -349,8 +355,44 @@ class InputPolicy:
 DEFAULT_HEIGHT = 32
 
 
+# Output frames per label character that the default stretch aims for. On a tuning style of warped,
+# overlapping glyphs (170x64, 5-6 characters; docs/accuracy.md), 3.5 frames per character read 85.8% of
+# the test images, 5.3 read 94.6% and 7 read 95.6%; captcha-v2 (6.4) and tii-digits (8.75) already had
+# enough.
+FRAMES_PER_CHAR = 6
+MAX_STRETCH = 3.0  # beyond this the glyphs' shapes change more than the frames help
+
+
+def stretch_for(
+    sizes: Sequence[tuple[int, int]],
+    lengths: Sequence[int],
+    height: int = DEFAULT_HEIGHT,
+    width_stride: int = 4,
+    frames_per_char: int = FRAMES_PER_CHAR,
+) -> float:
+    """How much wider than its aspect ratio to make each image, so that 9 in 10 training images (sizes
+    and label lengths side by side) get `frames_per_char` output frames per character; 1 to MAX_STRETCH.
+
+    Scaled to height 32, a 160x60 captcha of 6 characters keeps 85 pixels: 21 frames, 3.5 per
+    character, too few to tell overlapping glyphs apart, while the glyphs themselves still have detail
+    across the width to spare.
+    """
+    needs = sorted(
+        frames_per_char * width_stride * n / max(w * height / max(h, 1), 1.0)
+        for (w, h), n in zip(sizes, lengths)
+    )
+    if not needs:
+        return 1.0
+    need = needs[int(0.9 * (len(needs) - 1))]
+    return round(min(MAX_STRETCH, max(1.0, need)), 2)
+
+
 def choose_policy(
-    sizes: Iterable[tuple[int, int]], height: int = DEFAULT_HEIGHT, width_stride: int = 4, channels: int = 1
+    sizes: Iterable[tuple[int, int]],
+    height: int = DEFAULT_HEIGHT,
+    width_stride: int = 4,
+    channels: int = 1,
+    stretch: float = 1.0,
 ) -> InputPolicy:
     """Pick the input size from the training images' (width, height) sizes.
 
@@ -361,13 +403,13 @@ def choose_policy(
     sizes = list(sizes)
     if not sizes:
         raise ValueError("no image sizes to choose an input policy from")
-    probe = InputPolicy(height=height, min_width=width_stride, max_width=1 << 16, width_stride=width_stride)
+    probe = InputPolicy(height, width_stride, 1 << 16, width_stride, channels, stretch)
     widths = sorted(probe.width_for(s) for s in sizes)
     if widths[0] == widths[-1]:
-        return InputPolicy(height, widths[0], widths[0], width_stride, channels)
+        return InputPolicy(height, widths[0], widths[0], width_stride, channels, stretch)
     max_width = math.ceil(widths[-1] * 1.25 / width_stride) * width_stride
     min_width = max(width_stride, widths[0] // 2 // width_stride * width_stride)
-    return InputPolicy(height, min_width, max_width, width_stride, channels)
+    return InputPolicy(height, min_width, max_width, width_stride, channels, stretch)
 
 
 def load_for_model(

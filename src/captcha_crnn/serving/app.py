@@ -415,6 +415,7 @@ def _summary(served: ServedModel) -> dict[str, Any]:
             min_width=policy.min_width,
             max_width=policy.max_width,
             fixed_width=policy.fixed_width,
+            stretch=policy.stretch,
         ),
         "model_file": served.path,
     }

@@ -30,6 +30,7 @@ class ModelInput(BaseModel):
     min_width: int
     max_width: int
     fixed_width: int | None = Field(description="the width every image is resized to, or null if it varies")
+    stretch: float = Field(description="width / the width at the image's own aspect ratio, before clamping")
 
 
 class ModelLimits(BaseModel):

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from captcha_crnn import __version__
-from captcha_crnn.data.images import DEFAULT_HEIGHT, InputPolicy, choose_policy
+from captcha_crnn.data.images import (
+    DEFAULT_HEIGHT,
+    FRAMES_PER_CHAR,
+    MAX_STRETCH,
+    InputPolicy,
+    choose_policy,
+    stretch_for,
+)
 from captcha_crnn.data.labels import LabelledImage, collect, split_validation
 from captcha_crnn.data.synthetic import DIGITS, Renderer, Style
 from captcha_crnn.data.tokenizer import CTCTokenizer
@@ -63,6 +70,7 @@ RECORDED = (
     "channels",
     "min_width",
     "max_width",
+    "stretch",
 )
 
 
@@ -446,10 +454,13 @@ def _load_data(
             labels = [img.item.label for img in train_images] + ([style.charset] if style else [])
             charset = CTCTokenizer.from_labels(labels).charset
         sizes = [img.size for img in train_images]
+        lengths = [len(img.item.label) for img in train_images]
         if style is not None and not train_images:
             sizes = [(style.width[0], style.height), (style.width[1], style.height)]
+            lengths = [style.length[1]] * 2
         channels, choices["input"] = _channels(opts, train_images, style)
-        policy = _policy(opts, sizes, channels)
+        policy = _policy(opts, sizes, lengths, channels)
+        choices["stretch"] = _describe_stretch(opts, policy)
         config = config_from_preset(opts.preset, len(charset) + 1, policy.height, opts.rnn, policy.channels)
         model_config = config.to_dict()
         choices["model"] = _capacity(opts, policy)
@@ -604,14 +615,30 @@ def _channels(opts: TrainOptions, images: list, style: Style | None) -> tuple[in
     return 1, "grey: no training image has colour"
 
 
-def _policy(opts: TrainOptions, sizes: list[tuple[int, int]], channels: int) -> InputPolicy:
+def _policy(
+    opts: TrainOptions, sizes: list[tuple[int, int]], lengths: list[int], channels: int
+) -> InputPolicy:
     height = opts.height or DEFAULT_HEIGHT
     if height % 16 or height < 16:
         raise CaptchaCrnnError(f"--height must be a multiple of 16 (16, 32, 48, 64...), got {height}")
-    policy = choose_policy(sizes, height, WIDTH_STRIDE)
+    if opts.stretch is not None and not 0.25 <= opts.stretch <= MAX_STRETCH:
+        raise CaptchaCrnnError(f"--stretch must be between 0.25 and {MAX_STRETCH:g}, got {opts.stretch:g}")
+    stretch = opts.stretch or stretch_for(sizes, lengths, height, WIDTH_STRIDE)
+    policy = choose_policy(sizes, height, WIDTH_STRIDE, channels, stretch)
     min_width = _round_up(opts.min_width or policy.min_width)
     max_width = max(_round_up(opts.max_width or policy.max_width), min_width)
-    return InputPolicy(height, min_width, max_width, WIDTH_STRIDE, channels)
+    return InputPolicy(height, min_width, max_width, WIDTH_STRIDE, channels, stretch)
+
+
+def _describe_stretch(opts: TrainOptions, policy: InputPolicy) -> str:
+    if opts.stretch is not None:
+        return f"{policy.stretch:g} (--stretch)"
+    if policy.stretch == 1:
+        return f"1: the images' own aspect ratio gives {FRAMES_PER_CHAR}+ frames per character"
+    return (
+        f"{policy.stretch:g}: images widened so that 9 in 10 labels get {FRAMES_PER_CHAR} frames per "
+        "character (--stretch 1 keeps the aspect ratio)"
+    )
 
 
 def _round_up(width: int) -> int:
