@@ -80,6 +80,8 @@ def accuracy_section(data: dict) -> list[str]:
                 else (f"{policy['min_width']}-{policy['max_width']}")
             )
             colour = "colour" if policy.get("channels", 1) == 3 else "grey"
+            stretch = policy.get("stretch", 1.0)
+            colour += f", stretch {stretch:g}" if stretch != 1 else ""
             met = r["test_sequence_accuracy"] >= acc and (r.get("plateau_seconds") or 1e9) <= plateau
             lines.append(
                 f"| {name} | {r['description']} | {width}x{policy['height']} {colour} "

@@ -1,6 +1,6 @@
 """Held-out captcha styles drawn with `captcha_crnn.data.looks`, for benchmarks and tuning.
 
-`SUITE` holds the benchmark's styles, `TUNING` three others, used only to make tuning decisions so that
+`SUITE` holds the benchmark's styles, `TUNING` four others, used only to make tuning decisions so that
 the suite stays held out. Each entry is (style, number of training images). Across the suite: wide and
 narrow images, lengths 3-10 and variable lengths, 10 to 62 classes, colour glyphs on transparent,
 gradient and textured backgrounds, equiluminant colours, heavy dots and strike lines, rotation and
