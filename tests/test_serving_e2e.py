@@ -84,5 +84,17 @@ def test_page_reads_an_uploaded_captcha(server, trained_run, captcha_dir):
             assert f"{100 * expected.confidence:.1f}%" in page.locator("#confidence").inner_text()
             assert page.locator("#preview").is_visible()
             assert page.locator("#error").inner_text() == ""
+            # The reading options go to the API: one allowed character, read at the labels' length (4)
+            page.locator("summary").click()
+            page.fill("#charset", "7")
+            page.locator("#charset").dispatch_event("change")
+            sync_api.expect(page.locator("#text")).to_have_text("7777", timeout=20_000)
+            page.fill("#length", "2")
+            page.locator("#length").dispatch_event("change")
+            sync_api.expect(page.locator("#text")).to_have_text("77", timeout=20_000)
+            page.fill("#length", "x")
+            page.locator("#length").dispatch_event("change")
+            sync_api.expect(page.locator("#error")).to_contain_text("length", timeout=20_000)
+            assert page.locator("#text").inner_text() == ""
         finally:
             browser.close()

@@ -1,6 +1,11 @@
 """The web page at `/`: choose a model (from GET /v1/models), drop or choose an image, see it, its text,
-confidence and, from a service run with --solve, its answer. Inline CSS and JS, no build step and nothing
-fetched from elsewhere, so it works offline."""
+confidence and, when asked to solve, its answer. The reading options (characters, length, solve) are the
+API's query parameters. Inline CSS and JS, no build step and nothing fetched from elsewhere, so it works
+offline."""
+
+from captcha_crnn.arithmetic import SOLVERS
+
+_SOLVER_OPTIONS = "".join(f'<option value="{name}">{name}</option>' for name in SOLVERS)
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -21,6 +26,13 @@ PAGE = """<!doctype html>
 <h1>captcha-crnn</h1>
 <p><label for="models">Model</label> <select id="models"></select></p>
 <p class="muted" id="model">loading model information...</p>
+<details id="options"><summary>Reading options</summary>
+<p><label>Characters <input id="charset" size="16" placeholder="all the model's"></label>
+<label>Length <input id="length" size="7" placeholder="5, 4-6, any"></label>
+<label>Solve <select id="solve"><option value="">as served</option>SOLVER_OPTIONS</select></label></p>
+<p class="muted">Characters restrict what is read (the scores of other characters are masked); a length
+keeps readings to it. Empty: the model's own.</p>
+</details>
 <label id="drop" for="file">Drop an image here, or click to choose one
   <input id="file" type="file" accept="image/*" hidden></label>
 <img id="preview" alt="the chosen image">
@@ -60,7 +72,9 @@ async function recognize(file) {
   const body = new FormData();
   body.append("file", file, file.name);
   $("confidence").textContent = "reading...";
-  const url = `v1/models/${encodeURIComponent($("models").value)}/recognize`;
+  const query = new URLSearchParams();
+  for (const id of ["charset", "length", "solve"]) if ($(id).value.trim()) query.set(id, $(id).value.trim());
+  const url = `v1/models/${encodeURIComponent($("models").value)}/recognize?${query}`;
   try {
     const response = await fetch(url, { method: "POST", body });
     const data = await response.json();
@@ -75,6 +89,9 @@ async function recognize(file) {
     $("confidence").textContent = ""; $("error").textContent = `request failed: ${err}`;
   }
 }
+for (const id of ["charset", "length", "solve"]) {
+  $(id).addEventListener("change", () => { if (lastFile) recognize(lastFile); });
+}
 $("file").addEventListener("change", (e) => { if (e.target.files.length) recognize(e.target.files[0]); });
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
@@ -85,4 +102,4 @@ drop.addEventListener("drop", (e) => {
 });
 </script>
 </body></html>
-"""
+""".replace("SOLVER_OPTIONS", _SOLVER_OPTIONS)
