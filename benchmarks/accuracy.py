@@ -107,6 +107,9 @@ def train_and_test(
     wall = time.monotonic() - start
     run_info = json.loads((out / "run.json").read_text())
     m = evaluate(Recognizer.load(result.model_path), test)
+    # The run's last weights on the same test images: what choosing the checkpoint by validation loss
+    # gained or cost (for checkpoint-selection decisions; never used to pick the reported model).
+    last = evaluate(Recognizer.load(out / "checkpoints" / "last.ckpt"), test)
     return {
         "seed": seed,
         "train_images": run_info["train_count"],
@@ -114,6 +117,7 @@ def train_and_test(
         "test_images": len(test),
         "test_sequence_accuracy": m.sequence_accuracy,
         "test_cer": m.cer,
+        "last_checkpoint_test_accuracy": last.sequence_accuracy,
         "wall_seconds": round(wall, 1),
         "input": run_info["input_policy"],
         **curve(out),
