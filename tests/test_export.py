@@ -10,7 +10,8 @@ import pytest
 
 from captcha_crnn import Recognizer
 from captcha_crnn.cli.main import main
-from captcha_crnn.export.onnx import TOLERANCE
+from captcha_crnn.data.images import InputPolicy
+from captcha_crnn.export.onnx import RESIZE, TOLERANCE
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,18 @@ def test_onnx_file_carries_everything(onnx_model, trained_run):
     assert meta["charset"] == run["charset"]
     assert json.loads(meta["input_policy"]) == run["input_policy"]
     assert meta["version"] and "[0, 1]" in meta["normalisation"]
+    assert meta["resize"] == RESIZE
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert not dims[0].HasField("dim_value") and not dims[3].HasField("dim_value")  # dynamic batch, width
+
+
+def test_the_resize_rule_in_the_metadata_is_the_one_the_code_uses():
+    """RESIZE tells readers in other languages how wide to make an image; it must follow width_for."""
+    policy = InputPolicy(height=32, min_width=40, max_width=400, width_stride=4, stretch=1.69)
+    rng = np.random.default_rng(0)
+    for w, h in rng.integers(10, 600, (200, 2)):
+        written = round(w * policy.height / h * policy.stretch / policy.width_stride) * policy.width_stride
+        assert policy.width_for((int(w), int(h))) == min(max(written, 40), 400), (w, h)
 
 
 def test_predicting_from_onnx_never_imports_torch(onnx_model, captcha_dir):

@@ -28,6 +28,10 @@ NORMALISATION = (
     "grey (1 channel) or RGB (3 channels, input_policy.channels), alpha composited on white, scaled to "
     "[0, 1]; the graph normalises it"
 )
+RESIZE = (  # what InputPolicy.width_for does, for readers of the file in other languages
+    "bilinear, to input_policy.height rows and W columns: W = round(width * height / image height * "
+    "stretch / width_stride) * width_stride, clamped to [min_width, max_width]; stretch is 1 when absent"
+)
 
 
 class LogProbs(nn.Module):
@@ -94,6 +98,7 @@ def _export(
             "charset": bundle.charset,
             "input_policy": json.dumps(bundle.policy.to_dict()),
             "normalisation": NORMALISATION,
+            "resize": RESIZE,
             "model_config": json.dumps(bundle.model.config.to_dict()),
             "version": __version__,
             "quantized": "int8" if quantize else "no",
