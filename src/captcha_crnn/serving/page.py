@@ -49,6 +49,7 @@ keeps readings to it. Empty: the model's own.</p>
 const $ = (id) => document.getElementById(id);
 const models = {};  // name -> summary from GET /v1/models
 let lastFile = null;
+const READING = ["charset", "length", "solve"];  // the reading options: the API's query parameters
 
 function showModel() {
   const m = models[$("models").value];
@@ -73,7 +74,7 @@ async function recognize(file) {
   body.append("file", file, file.name);
   $("confidence").textContent = "reading...";
   const query = new URLSearchParams();
-  for (const id of ["charset", "length", "solve"]) if ($(id).value.trim()) query.set(id, $(id).value.trim());
+  for (const id of READING) if ($(id).value.trim()) query.set(id, $(id).value.trim());
   const url = `v1/models/${encodeURIComponent($("models").value)}/recognize?${query}`;
   try {
     const response = await fetch(url, { method: "POST", body });
@@ -89,7 +90,7 @@ async function recognize(file) {
     $("confidence").textContent = ""; $("error").textContent = `request failed: ${err}`;
   }
 }
-for (const id of ["charset", "length", "solve"]) {
+for (const id of READING) {
   $(id).addEventListener("change", () => { if (lastFile) recognize(lastFile); });
 }
 $("file").addEventListener("change", (e) => { if (e.target.files.length) recognize(e.target.files[0]); });

@@ -628,7 +628,7 @@ def _policy(
     policy = choose_policy(sizes, height, WIDTH_STRIDE, channels, stretch)
     min_width = _round_up(opts.min_width or policy.min_width)
     max_width = max(_round_up(opts.max_width or policy.max_width), min_width)
-    return InputPolicy(height, min_width, max_width, WIDTH_STRIDE, channels, stretch)
+    return replace(policy, min_width=min_width, max_width=max_width)
 
 
 def _describe_stretch(opts: TrainOptions, policy: InputPolicy) -> str:
