@@ -8,10 +8,12 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from captcha_crnn import Prediction, Recognizer
 from captcha_crnn.cli.main import main
+from captcha_crnn.model.io import load_model
 
 
 def test_run_folder_contents(trained_run):
@@ -180,11 +182,37 @@ def test_val_dir_is_used_for_validation(tmp_path, captcha_dir, stem_dir):
         str(run),
         "--max-epochs",
         "1",
+        "--keep",
+        "best",
     ]
     assert main([*args, "--no-progress"]) == 0
     info = json.loads((run / "run.json").read_text())
     assert info["train_count"] == 48
     assert info["val_count"] == len(list(stem_dir.glob("*.png")))
+    assert info["choices"]["weights"] == "best (--keep)"
+    assert load_model(run / "model.pt").meta["checkpoint"] == "best.ckpt"
+
+
+def test_few_validation_images_keep_the_last_weights(trained_run):
+    """5 validation images cannot rank two epochs: model.pt holds the last (moving-average) weights."""
+    info = json.loads((trained_run / "run.json").read_text())
+    assert info["choices"]["weights"].startswith(f"last: {info['val_count']} validation images are too few")
+    kept = load_model(trained_run / "model.pt")
+    assert kept.meta["checkpoint"] == "last.ckpt"
+    last = load_model(trained_run / "checkpoints" / "last.ckpt")
+    assert all(
+        torch.equal(a, b) for a, b in zip(kept.model.state_dict().values(), last.model.state_dict().values())
+    )
+
+
+def test_the_epoch_of_lowest_validation_loss_is_kept_from_100_validation_images():
+    from captcha_crnn.options import SMALL_VALIDATION, TrainOptions
+    from captcha_crnn.training.train import _keep
+
+    assert SMALL_VALIDATION == 100
+    assert _keep(TrainOptions(data=None), 99)[0] == "last"
+    assert _keep(TrainOptions(data=None), 100)[0] == "best"
+    assert _keep(TrainOptions(data=None, keep="last"), 5000) == ("last", "last (--keep)")
 
 
 def test_predict_imports_no_training_code(trained_run, captcha_dir):

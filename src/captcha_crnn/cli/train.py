@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from captcha_crnn.cli.common import add_label_options, check_numbers, print_metrics
 from captcha_crnn.cli.generate import style_from_args
 from captcha_crnn.errors import CaptchaCrnnError
-from captcha_crnn.options import TrainOptions
+from captcha_crnn.options import SMALL_VALIDATION, TrainOptions
 
 if TYPE_CHECKING:
     from captcha_crnn.data.synthetic import Style
@@ -109,6 +109,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         default=D.patience,
         metavar="STEPS",
         help=f"stop after this many optimiser steps without a 2%% lower validation loss (default: {D.patience})",
+    )
+    g.add_argument(
+        "--keep",
+        choices=["best", "last"],
+        help="the weights model.pt keeps: the epoch of lowest validation loss, or the last one "
+        f"(default: last when fewer than {SMALL_VALIDATION} images validate, too few to rank epochs by)",
     )
     g.add_argument(
         "--no-augment",
@@ -285,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print_metrics(result.val_metrics, f"validation after {result.epochs} epochs ({result.seconds:.0f} s):")
     print(f"model:       {result.model_path}")
-    print(f"checkpoints: {result.best_checkpoint.parent}")
+    print(f"checkpoints: {result.checkpoint.parent}")
     print(f"metrics:     {result.run_dir / 'metrics.csv'}")
     print(f"curves:      {result.run_dir / 'curves.png'}")
     return 0

@@ -93,7 +93,7 @@ class Retrainer:
             if proc.returncode != 0:
                 lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
                 raise CaptchaCrnnError(f"training failed: {one_line(lines[-1], 200)}")
-            accuracy = best_val_accuracy(out / "metrics.csv")
+            accuracy = kept_val_accuracy(out)
             if self.on_done is not None:
                 self.on_done(out / "model.pt")
             self.job.val_accuracy = accuracy
@@ -108,12 +108,17 @@ class Retrainer:
             self.job.finished = time.time()
 
 
-def best_val_accuracy(metrics: Path) -> float | None:
-    """Validation sequence accuracy of the epoch with the lowest validation loss (the one model.pt keeps)."""
+def kept_val_accuracy(run: Path) -> float | None:
+    """Validation sequence accuracy of the epoch model.pt keeps: the last one, or the one of lowest
+    validation loss (its metadata names the checkpoint it was made from)."""
+    from captcha_crnn.model.io import load_model
+
     try:
-        rows = [r for r in csv.DictReader(metrics.open()) if r.get("val_loss")]
-    except OSError:
+        rows = [r for r in csv.DictReader((run / "metrics.csv").open()) if r.get("val_loss")]
+        kept = load_model(run / "model.pt").meta.get("checkpoint")
+    except (OSError, CaptchaCrnnError):
         return None
     if not rows:
         return None
-    return float(min(rows, key=lambda r: float(r["val_loss"]))["val_seq_acc"])
+    row = rows[-1] if kept == "last.ckpt" else min(rows, key=lambda r: float(r["val_loss"]))
+    return float(row["val_seq_acc"])

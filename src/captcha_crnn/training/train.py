@@ -28,7 +28,7 @@ from captcha_crnn.data.synthetic import DIGITS, Renderer, Style
 from captcha_crnn.data.tokenizer import CTCTokenizer
 from captcha_crnn.errors import CaptchaCrnnError, LabelError
 from captcha_crnn.model.crnn import PRESETS, WIDTH_STRIDE, config_from_preset
-from captcha_crnn.options import TrainOptions
+from captcha_crnn.options import SMALL_VALIDATION, TrainOptions
 
 log = logging.getLogger("captcha_crnn")
 
@@ -40,7 +40,7 @@ CHECKPOINT_FILES = ("best.ckpt", "last.ckpt")
 class TrainResult:
     run_dir: Path
     model_path: Path
-    best_checkpoint: Path
+    checkpoint: Path  # the one model.pt was made from
     epochs: int
     seconds: float
     val_metrics: dict[str, Any]
@@ -195,7 +195,8 @@ def train(opts: TrainOptions, extra: Sequence[LabelledImage] = ()) -> TrainResul
         ckpt_path=str(run / "checkpoints" / "last.ckpt") if opts.resume else None,
         weights_only=True,  # a checkpoint never runs pickled code, even a tampered one
     )
-    return _finalise(trainer, best, run, data, sets, time.monotonic() - started)
+    keep, _ = _keep(opts, len(data.val_images))
+    return _finalise(trainer, best, keep, run, data, sets, time.monotonic() - started)
 
 
 def _validate(opts: TrainOptions) -> None:
@@ -203,6 +204,8 @@ def _validate(opts: TrainOptions) -> None:
         raise CaptchaCrnnError(f"unknown --preset {opts.preset!r}; choose from {', '.join(PRESETS)}")
     if opts.data is None and opts.synthetic <= 0:
         raise CaptchaCrnnError("give a DATA folder, or --synthetic N to train on generated captchas")
+    if opts.keep not in (None, "best", "last"):
+        raise CaptchaCrnnError(f"--keep must be best or last, got {opts.keep!r}")
     if opts.synthetic and not 0 < opts.mix <= 1:
         raise CaptchaCrnnError(f"--mix must be in (0, 1], the share of generated images; got {opts.mix}")
 
@@ -354,8 +357,22 @@ def _trainer(opts: TrainOptions, run: Path) -> tuple:
     return trainer, best
 
 
-def _finalise(trainer: Any, best: Any, run: Path, data: _Data, sets: _Sets, seconds: float) -> TrainResult:
-    """model.pt from the best checkpoint (rank 0), and its metrics on the validation images."""
+def _keep(opts: TrainOptions, val_count: int) -> tuple[str, str]:
+    """Which checkpoint model.pt is made from ("best" or "last"), and why."""
+    if opts.keep:
+        return opts.keep, f"{opts.keep} (--keep)"
+    if val_count < SMALL_VALIDATION:
+        return "last", (
+            f"last: {val_count} validation images are too few to rank epochs by (fewer than "
+            f"{SMALL_VALIDATION}; --keep best for the epoch of lowest validation loss)"
+        )
+    return "best", f"best: the epoch of lowest loss on {val_count} validation images"
+
+
+def _finalise(
+    trainer: Any, best: Any, keep: str, run: Path, data: _Data, sets: _Sets, seconds: float
+) -> TrainResult:
+    """model.pt from the kept checkpoint (rank 0), and its metrics on the validation images."""
     import torch
 
     from captcha_crnn.inference.evaluate import evaluate
@@ -370,10 +387,10 @@ def _finalise(trainer: Any, best: Any, run: Path, data: _Data, sets: _Sets, seco
         return TrainResult(
             run, run / "model.pt", Path(best.best_model_path), trainer.current_epoch, seconds, {}
         )
-    chosen = Path(best.best_model_path or last_path)
+    chosen = last_path if keep == "last" or not best.best_model_path else Path(best.best_model_path)
     bundle = load_model(chosen)
     model_path = run / "model.pt"
-    meta = {"version": __version__, "trained_epochs": trainer.current_epoch, "best_checkpoint": chosen.name}
+    meta = {"version": __version__, "trained_epochs": trainer.current_epoch, "checkpoint": chosen.name}
     meta["label_lengths"] = label_lengths(data)  # readings keep to these lengths (Recognizer.decode)
     if data.ignore_case:
         meta["ignore_case"] = True  # labels were folded to lower case; evaluate folds labels likewise
@@ -469,6 +486,8 @@ def _load_data(
     if opts.data is None and style is not None:  # a fixed generated validation set, held in memory
         val_images = _generated_validation(style, opts.seed, max(200, min(2000, opts.synthetic // 10)))
         val_generated = True
+    if not saved:
+        choices["weights"] = _keep(opts, len(val_images))[1]
     return _Data(
         train_images,
         val_images,
