@@ -149,3 +149,44 @@ def test_generate_a_folder_with_a_look(tmp_path: Path) -> None:
     assert len(rows) == 5 and len(list((tmp_path / "set").glob("*.png"))) == 5
     for row in rows:
         assert Image.open(tmp_path / "set" / row["file"]).size[1] == 60 and 3 <= len(row["label"]) <= 5
+
+
+def _ink_rows(mask: Image.Image) -> np.ndarray:
+    return np.flatnonzero(np.asarray(mask).max(axis=1) > 127)
+
+
+def test_hershey_glyphs_are_sized_like_truetype_ones() -> None:
+    """size is the capital height / image height for OpenCV's stroke fonts as for TrueType ones."""
+    for font in ("hershey-simplex", "hershey-complex-bold", "dejavu-sans"):
+        _, text, _ = layers(Look(fonts=(font,), size=(0.6, 0.6)), "H", 120, 50, random.Random(0))
+        rows = _ink_rows(text.getchannel("A"))
+        assert 27 <= len(rows) <= 33, font  # 30 px, give or take a stroke
+
+
+def test_hershey_three_has_a_flat_top_unlike_dejavu() -> None:
+    """The look that sets these fonts apart (a 3 read as 5 by a model that never saw one): the top row of
+    ink spans most of the glyph. OpenCV 5 draws a round-topped 3 under the same name."""
+    for font, flat in (("hershey-simplex", True), ("hershey-duplex", True), ("dejavu-sans", False)):
+        mask, _ = looks._glyph("3", looks.font_path(font), 60, 0.0, False)
+        top = (np.asarray(mask) > 127)[_ink_rows(mask)[0]]
+        assert (top.sum() > 0.6 * mask.width) == flat, font
+
+
+def test_hershey_fonts_without_opencv_4_are_a_one_line_error(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from captcha_crnn.data import general
+
+    monkeypatch.setitem(__import__("sys").modules, "cv2", SimpleNamespace(__version__="5.0.0"))
+    looks.font_path.cache_clear()
+    general.hershey_faces.cache_clear()
+    try:
+        with pytest.raises(CaptchaCrnnError) as caught:
+            draw(Look(fonts=("hershey-simplex",)), "12", 60, 30, random.Random(0))
+        message = str(caught.value)
+        assert "found OpenCV 5.0.0" in message and "opencv-python-headless<5" in message
+        assert "\n" not in message
+        assert general.hershey_faces() == ()  # the general recipe draws TrueType fonts instead
+    finally:
+        looks.font_path.cache_clear()
+        general.hershey_faces.cache_clear()

@@ -4,7 +4,8 @@
 streams the mixture the shipped general model (`benchmarks/pretrain.py`) learns from. Every draw comes
 from the `rng` passed in, so a seed gives the same images.
 
-Fonts: the free families Debian packages (Liberation, FreeFont, Roboto, URW base35). DejaVu and the
+Fonts: the free families Debian packages (Liberation, FreeFont, Roboto, URW base35), and OpenCV's
+Hershey stroke fonts (`opencv-python-headless<5`). DejaVu and the
 `captcha` package's DroidSansMono are left out on purpose: the held-out benchmark styles
 (`benchmarks/styles.py`) are drawn with them, so the general model never saw their fonts.
 """
@@ -20,6 +21,7 @@ from PIL import Image
 
 from captcha_crnn.data import looks
 from captcha_crnn.data.looks import BACKGROUNDS, Look
+from captcha_crnn.errors import CaptchaCrnnError
 
 CHARSET = string.digits + string.ascii_lowercase + string.ascii_uppercase
 FONT_GLOBS = (
@@ -42,6 +44,9 @@ CHARSETS = (
 )
 LENGTH_WEIGHTS = (1, 2, 4, 8, 8, 7, 5, 3, 2, 2)  # lengths 1..10
 LIBRARY_SHARE = 0.25  # drawn by the `captcha` library's ImageCaptcha (with these fonts) instead of looks
+# Of the other images, drawn in OpenCV's Hershey stroke fonts (cv2.putText: a 3 with a flat top, strokes
+# of even width), the faces of many home-made captchas. Without OpenCV 4 these draw TrueType fonts too.
+HERSHEY_SHARE = 0.15
 # Glyph colours that stay readable on each background (transparent is composited on white).
 COLOURS_FOR = {
     "light": ("dark", "random", "multi"),
@@ -59,6 +64,16 @@ def fonts(root: str = "/usr/share/fonts") -> tuple[str, ...]:
     """The font files the recipe draws with, sorted; empty when none of the packages is installed."""
     found = {str(p) for pattern in FONT_GLOBS for p in Path(root).glob(pattern)}
     return tuple(sorted(f for f in found if not any(x in Path(f).name for x in EXCLUDED_FONTS)))
+
+
+@functools.cache
+def hershey_faces() -> tuple[str, ...]:
+    """The Hershey font names, when OpenCV 4 (which draws them) is installed; else none."""
+    try:
+        looks.font_path(next(iter(looks.HERSHEY)))
+    except CaptchaCrnnError:
+        return ()
+    return tuple(looks.HERSHEY)
 
 
 def label(rng: random.Random) -> str:
@@ -105,13 +120,12 @@ def draw(text: str, rng: random.Random) -> Image.Image:
     """One captcha of `text` in a random look and size."""
     pool = fonts()
     if not pool:
-        from captcha_crnn.errors import CaptchaCrnnError
-
         raise CaptchaCrnnError(f"the general recipe's fonts are missing: apt-get install {FONT_PACKAGES}")
     width, height = size(text, rng)
     if rng.random() < LIBRARY_SHARE:
         return _library(text, width, height, pool, rng)
-    return looks.draw(look(pool, rng), text, width, height, rng)
+    faces = hershey_faces() if rng.random() < HERSHEY_SHARE else ()
+    return looks.draw(look(faces or pool, rng), text, width, height, rng)
 
 
 def _library(text: str, width: int, height: int, pool: tuple[str, ...], rng: random.Random) -> Image.Image:

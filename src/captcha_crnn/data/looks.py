@@ -6,7 +6,8 @@ passed in (numpy draws from a Generator seeded by it), so the same seed gives th
 
 Fonts are named: "droid-mono" is DroidSansMono.ttf, bundled with the `captcha` package; the dejavu-*
 names come from the Debian package fonts-dejavu-core (sans, sans-bold, serif, serif-bold, mono,
-mono-bold) or fonts-dejavu-extra (the others).
+mono-bold) or fonts-dejavu-extra (the others); the hershey-* names are OpenCV's stroke fonts, drawn by
+cv2.putText (pip install opencv-python-headless).
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ FONTS: dict[str, tuple[str, str]] = {  # name -> (file under FONT_DIR, Debian pa
     "dejavu-condensed-bold": ("dejavu/DejaVuSansCondensed-Bold.ttf", _EXTRA),
     "dejavu-serif-condensed": ("dejavu/DejaVuSerifCondensed.ttf", _EXTRA),
 }
+# OpenCV's Hershey stroke fonts (cv2.putText), in which many home-made captchas are drawn: name -> face
+# number. Thin faces are drawn in 1-2 px aliased strokes, bold ones about 1/9 of the size, antialiased.
+_HERSHEY_FACES = {"simplex": 0, "plain": 1, "duplex": 2, "complex": 3, "triplex": 4, "small": 5}
+HERSHEY: dict[str, int] = {
+    f"hershey-{name}{italic}{bold}": face + (16 if italic else 0)
+    for name, face in _HERSHEY_FACES.items()
+    for italic in ("", "-italic")
+    for bold in ("", "-bold")
+}
+HERSHEY_PX = 30  # cv2's font scale 1 draws about as large as a 30 px TrueType font
 BACKGROUNDS = ("light", "white", "dark", "mid", "gradient", "texture", "transparent")
 COLOURS = ("dark", "random", "multi", "equiluminant", "light")
 
@@ -67,9 +78,12 @@ class Look:
     shadow: bool = False  # a dark offset copy behind each glyph
 
     def __post_init__(self) -> None:
-        unknown = [f for f in self.fonts if f != "droid-mono" and f not in FONTS and not _font_file(f)]
+        known = ("droid-mono", *FONTS, *HERSHEY)
+        unknown = [f for f in self.fonts if f not in known and not _font_file(f)]
         if isinstance(self.fonts, str) or not self.fonts or unknown:
-            names = ", ".join(["droid-mono", *FONTS])
+            names = ", ".join(
+                [*known[: 1 + len(FONTS)], "hershey-{" + ",".join(_HERSHEY_FACES) + "}[-italic][-bold]"]
+            )
             raise CaptchaCrnnError(f"unknown font {unknown or self.fonts!r}; fonts are: {names}")
         amounts = (self.strike_lines[0], self.arcs[0], self.rotation, self.baseline, self.warp, self.blur)
         checks = {
@@ -115,6 +129,17 @@ def font_path(name: str) -> str:
         if not Path(name).is_file():
             raise CaptchaCrnnError(f"font file {name} does not exist")
         return name
+    if name in HERSHEY:  # drawn by OpenCV, no file: the name stands for the face
+        try:
+            import cv2
+        except ModuleNotFoundError:
+            cv2 = None
+        if cv2 is None or not cv2.__version__.startswith("4."):  # OpenCV 5 draws other fonts
+            found = f" (found OpenCV {cv2.__version__})" if cv2 else ""
+            raise CaptchaCrnnError(
+                f"font {name} is drawn by OpenCV 4{found}: pip install 'opencv-python-headless<5'"
+            )
+        return name
     if name == "droid-mono":
         try:
             return str(resources.files("captcha") / "data" / "DroidSansMono.ttf")
@@ -135,6 +160,9 @@ def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
 
 @functools.cache
 def _cap_height(path: str) -> float:
+    """The height of a capital H, per px of font size."""
+    if path in HERSHEY:
+        return -_hershey_mask("H", path, 100, False)[1] / 100
     return -_font(path, 100).getbbox("H", anchor="ls")[1] / 100
 
 
@@ -203,16 +231,39 @@ def _background(kind: str, width: int, height: int, rng: random.Random) -> Image
 def _glyph(ch: str, path: str, px: int, angle: float, outline: bool) -> tuple[Image.Image, float]:
     """The glyph's coverage mask, rotated and cropped to its ink, and how far below the baseline its
     ink centre is (negative: above), so that glyphs share a baseline and x vs X stays clear."""
-    font, stroke = _font(path, px), max(1, px // 14) if outline else 0
-    x0, y0, x1, y1 = font.getbbox(ch, anchor="ls", stroke_width=stroke)
-    mask = Image.new("L", (x1 - x0 + 4, y1 - y0 + 4))
-    pen, origin = ImageDraw.Draw(mask), (2 - x0, 2 - y0)
-    pen.text(origin, ch, fill=255, font=font, anchor="ls", stroke_width=stroke, stroke_fill=255)
-    if outline:
-        pen.text(origin, ch, fill=0, font=font, anchor="ls")
+    if path in HERSHEY:
+        mask, y0, y1 = _hershey_mask(ch, path, px, outline)
+    else:
+        font, stroke = _font(path, px), max(1, px // 14) if outline else 0
+        x0, y0, x1, y1 = font.getbbox(ch, anchor="ls", stroke_width=stroke)
+        mask = Image.new("L", (x1 - x0 + 4, y1 - y0 + 4))
+        pen, origin = ImageDraw.Draw(mask), (2 - x0, 2 - y0)
+        pen.text(origin, ch, fill=255, font=font, anchor="ls", stroke_width=stroke, stroke_fill=255)
+        if outline:
+            pen.text(origin, ch, fill=0, font=font, anchor="ls")
     if angle:
         mask = mask.rotate(angle, Image.BICUBIC, expand=True)
     return mask.crop(mask.getbbox() or (0, 0, 1, 1)), (y0 + y1) / 2
+
+
+def _hershey_mask(ch: str, name: str, px: int, outline: bool) -> tuple[Image.Image, int, int]:
+    """A Hershey glyph drawn by cv2.putText: its mask, and its ink's top and bottom against the baseline
+    (negative: above)."""
+    import cv2
+
+    face, scale = HERSHEY[name], px / HERSHEY_PX
+    thickness = max(1, round(px / 9)) if name.endswith("-bold") else max(1, round(px / 24))
+    line = cv2.LINE_AA if name.endswith("-bold") else cv2.LINE_8
+    (width, height), below = cv2.getTextSize(ch, face, scale, thickness + 2)
+    pad = thickness + 4
+    canvas = np.zeros((height + below + 2 * pad, width + 2 * pad), np.uint8)
+    origin = (pad, pad + height)
+    cv2.putText(canvas, ch, origin, face, scale, 255, thickness + (2 if outline else 0), line)
+    if outline:
+        cv2.putText(canvas, ch, origin, face, scale, 0, max(1, thickness - 1), line)
+    mask = Image.fromarray(canvas, "L")
+    _, top, _, bottom = mask.getbbox() or (0, origin[1] - 1, 0, origin[1])
+    return mask, top - origin[1], bottom - origin[1]
 
 
 def _layout(
