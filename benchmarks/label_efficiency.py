@@ -3,6 +3,7 @@
     python benchmarks/label_efficiency.py                                   # the whole curve
     python benchmarks/label_efficiency.py --sets captcha-v2 --sizes 50 100 200 --seeds 0 1 2
     python benchmarks/label_efficiency.py --suite-200                        # every suite style, 200 labels
+    python benchmarks/label_efficiency.py --rerun                            # every row in the results again
 
 Modes: "scratch" (`train --init none`), "pretrained" (the default: from the shipped general model) and
 "pretrained+unlabelled" (`--unlabelled` with up to 600 other images of the pool, their labels unused).
@@ -156,8 +157,17 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--minutes", type=float, default=4.0, help="cap per training run")
     p.add_argument("--suite-200", action="store_true", help="every suite style, pretrained, 200 labels")
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="run every row already in the results again (after a change of defaults or general model)",
+    )
     args = p.parse_args()
     data = load()
+    if args.rerun:
+        for row in list(data["runs"]):
+            store(data, run_one(row["set"], row["mode"], row["size"], row["seed"], args.minutes))
+        return
     if args.suite_200:
         for name in SUITE:
             for seed in args.seeds:
