@@ -160,7 +160,8 @@ def main() -> None:
     p.add_argument(
         "--rerun",
         action="store_true",
-        help="run every row already in the results again (after a change of defaults or general model)",
+        help="run every row already in the results again, whatever --sets/--sizes/--modes/--seeds say "
+        "(after a change of defaults or of the general model)",
     )
     args = p.parse_args()
     data = load()

@@ -1,6 +1,6 @@
 """Train the general model that ships with the package, and package it.
 
-    python scripts/pretrain.py train [--minutes 85]   # starts, or resumes, runs/general
+    python scripts/pretrain.py train [--minutes 85]   # starts, or resumes, runs/general-2 (stage 2)
     python scripts/pretrain.py package                 # best weights -> src/captcha_crnn/weights/
 
 `train` streams captchas of the general recipe (`captcha_crnn.data.general`: a random look, size,

@@ -212,6 +212,20 @@ def test_retrain_job_fine_tunes_and_refreshes_the_suggestions(folder, captcha_di
     finish(bench)
 
 
+@pytest.mark.parametrize("kept, expected", [("last.ckpt", 0.5), ("best.ckpt", 0.75)])
+def test_the_reported_accuracy_is_that_of_the_kept_epoch(tmp_path, monkeypatch, kept, expected):
+    from types import SimpleNamespace
+
+    from captcha_crnn.labelling.retrain import kept_val_accuracy
+    from captcha_crnn.model import io
+
+    (tmp_path / "metrics.csv").write_text(
+        "epoch,train_loss,val_loss,val_cer,val_seq_acc\n1,2.0,0.9,0.3,0.25\n2,1.0,0.4,0.1,0.75\n3,0.8,0.6,0.2,0.5\n"
+    )
+    monkeypatch.setattr(io, "load_model", lambda path: SimpleNamespace(meta={"checkpoint": kept}))
+    assert kept_val_accuracy(tmp_path) == expected
+
+
 def test_any_character_may_be_labelled_without_a_charset(folder, trained_run):
     bench = open_bench(folder, model=trained_run / "model.pt", order="name")  # a digit model
     file = bench.next()["file"]

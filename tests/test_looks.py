@@ -172,6 +172,11 @@ def test_hershey_three_has_a_flat_top_unlike_dejavu() -> None:
         assert (top.sum() > 0.6 * mask.width) == flat, font
 
 
+def test_hershey_fonts_refuse_characters_they_would_draw_as_question_marks() -> None:
+    with pytest.raises(CaptchaCrnnError, match="printable ASCII only, not 'ä'"):
+        draw(Look(fonts=("hershey-simplex",)), "aä", 60, 30, random.Random(0))
+
+
 def test_hershey_fonts_without_opencv_4_are_a_one_line_error(monkeypatch) -> None:
     from types import SimpleNamespace
 

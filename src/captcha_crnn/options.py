@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from captcha_crnn.model.presets import DEFAULT_PRESET
 
@@ -55,7 +55,7 @@ class TrainOptions:
     ema: bool = True  # validate, select and save an exponential moving average of the weights
     # The weights model.pt keeps: "best" (lowest validation loss), "last", or None: last when the
     # validation set is too small to rank epochs by (SMALL_VALIDATION).
-    keep: str | None = None
+    keep: Literal["best", "last"] | None = None
     channels: int | None = None  # 3 colour, 1 grey; None: colour when the training images have colour
     seed: int = 42
     # Self-training: unlabelled images of the same style get the model's reading as their label where it

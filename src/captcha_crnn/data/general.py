@@ -1,7 +1,7 @@
 """The general model's training data: captchas of a random look, size, charset and length, per image.
 
 `Style(recipe="general")` draws with `draw()` here instead of one fixed look, so `train --synthetic N`
-streams the mixture the shipped general model (`benchmarks/pretrain.py`) learns from. Every draw comes
+streams the mixture the shipped general model (`scripts/pretrain.py`) learns from. Every draw comes
 from the `rng` passed in, so a seed gives the same images.
 
 Fonts: the free families Debian packages (Liberation, FreeFont, Roboto, URW base35), and OpenCV's

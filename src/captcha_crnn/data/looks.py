@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.errors import CaptchaCrnnError, one_line
 
 Colour = tuple[int, int, int]
 FONT_DIR = Path("/usr/share/fonts/truetype")
@@ -43,7 +43,8 @@ FONTS: dict[str, tuple[str, str]] = {  # name -> (file under FONT_DIR, Debian pa
     "dejavu-serif-condensed": ("dejavu/DejaVuSerifCondensed.ttf", _EXTRA),
 }
 # OpenCV's Hershey stroke fonts (cv2.putText), in which many home-made captchas are drawn: name -> face
-# number. Thin faces are drawn in 1-2 px aliased strokes, bold ones about 1/9 of the size, antialiased.
+# number. Thin faces are drawn in aliased strokes 1/24 of the size wide, bold ones 1/9, antialiased.
+# They draw printable ASCII only (cv2.putText draws any other character as question marks).
 _HERSHEY_FACES = {"simplex": 0, "plain": 1, "duplex": 2, "complex": 3, "triplex": 4, "small": 5}
 HERSHEY: dict[str, int] = {
     f"hershey-{name}{italic}{bold}": face + (16 if italic else 0)
@@ -130,15 +131,7 @@ def font_path(name: str) -> str:
             raise CaptchaCrnnError(f"font file {name} does not exist")
         return name
     if name in HERSHEY:  # drawn by OpenCV, no file: the name stands for the face
-        try:
-            import cv2
-        except ModuleNotFoundError:
-            cv2 = None
-        if cv2 is None or not cv2.__version__.startswith("4."):  # OpenCV 5 draws other fonts
-            found = f" (found OpenCV {cv2.__version__})" if cv2 else ""
-            raise CaptchaCrnnError(
-                f"font {name} is drawn by OpenCV 4{found}: pip install 'opencv-python-headless<5'"
-            )
+        _check_opencv(name)
         return name
     if name == "droid-mono":
         try:
@@ -151,6 +144,19 @@ def font_path(name: str) -> str:
     if not (FONT_DIR / file).is_file():
         raise CaptchaCrnnError(f"font {name} needs {FONT_DIR / file}: install the Debian package {package}")
     return str(FONT_DIR / file)
+
+
+def _check_opencv(name: str) -> None:
+    """OpenCV 4 must be importable: OpenCV 5 draws other fonts under the Hershey names."""
+    install = "pip install 'opencv-python-headless<5'"
+    try:
+        import cv2
+    except ImportError as exc:  # not installed, or a build that needs libGL
+        raise CaptchaCrnnError(f"font {name} is drawn by OpenCV 4 ({one_line(exc, 80)}): {install}") from None
+    if not cv2.__version__.startswith("4."):
+        raise CaptchaCrnnError(
+            f"font {name} is drawn by OpenCV 4 (found OpenCV {cv2.__version__}): {install}"
+        )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -251,11 +257,13 @@ def _hershey_mask(ch: str, name: str, px: int, outline: bool) -> tuple[Image.Ima
     (negative: above)."""
     import cv2
 
+    if not (ch.isascii() and ch.isprintable()):
+        raise CaptchaCrnnError(f"font {name} draws printable ASCII only, not {ch!r}")
     face, scale = HERSHEY[name], px / HERSHEY_PX
     thickness = max(1, round(px / 9)) if name.endswith("-bold") else max(1, round(px / 24))
     line = cv2.LINE_AA if name.endswith("-bold") else cv2.LINE_8
     (width, height), below = cv2.getTextSize(ch, face, scale, thickness + 2)
-    pad = thickness + 4
+    pad = thickness + 4 + round(8 * scale)  # italics and brackets reach past getTextSize's box
     canvas = np.zeros((height + below + 2 * pad, width + 2 * pad), np.uint8)
     origin = (pad, pad + height)
     cv2.putText(canvas, ch, origin, face, scale, 255, thickness + (2 if outline else 0), line)

@@ -50,8 +50,8 @@ def default_run_dir() -> Path:
     return Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-# Options that decide which images train and which validate, or what is learnt: a resumed run must use
-# the recorded ones, or validation images would move into training.
+# Options that decide which images train and which validate, what is learnt or which weights are kept: a
+# resumed run must use the recorded ones, or validation images would move into training.
 RECORDED = (
     "val_split",
     "val_dir",
@@ -71,6 +71,7 @@ RECORDED = (
     "min_width",
     "max_width",
     "stretch",
+    "keep",
 )
 
 
@@ -383,11 +384,9 @@ def _finalise(
     if not best.best_model_path and not last_path.exists():  # --max-time ended it before validating
         log.warning("stopped before the first validation: model.pt holds the weights as they are")
         trainer.save_checkpoint(last_path)  # every process takes part; rank 0 writes
-    if not trainer.is_global_zero:
-        return TrainResult(
-            run, run / "model.pt", Path(best.best_model_path), trainer.current_epoch, seconds, {}
-        )
     chosen = last_path if keep == "last" or not best.best_model_path else Path(best.best_model_path)
+    if not trainer.is_global_zero:
+        return TrainResult(run, run / "model.pt", chosen, trainer.current_epoch, seconds, {})
     bundle = load_model(chosen)
     model_path = run / "model.pt"
     meta = {"version": __version__, "trained_epochs": trainer.current_epoch, "checkpoint": chosen.name}
