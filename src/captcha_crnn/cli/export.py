@@ -32,6 +32,6 @@ def run(args: argparse.Namespace) -> int:
     report = export(args.model, args.out, quantize=args.quantize, force=args.force)
     print(
         f"wrote {report.path} ({report.bytes / 1e6:.2f} MB); checked against PyTorch on {report.checked} images: "
-        f"{report.same_text}/{report.checked} same text, max log-prob difference {report.max_abs_diff:.2e}"
+        f"{report.same_text}/{report.checked} same text, max probability difference {report.max_abs_diff:.2e}"
     )
     return 0
