@@ -65,3 +65,23 @@ def test_a_folder_named_general_does_not_hide_the_shipped_model(tmp_path, monkey
     (tmp_path / "general").mkdir()  # e.g. a data folder of that name
     monkeypatch.chdir(tmp_path)
     assert set(Recognizer.load("general").charset) == set(CHARSET)
+
+
+@pytest.mark.parametrize(
+    "look",
+    [
+        {"fonts": ("dejavu-sans",), "background": "white"},
+        {"fonts": ("droid-mono",), "background": "light", "strike_lines": (1, 1)},
+    ],
+)
+def test_the_shipped_weights_read_plain_captchas_with_no_training(look):
+    """Fonts the recipe never drew (the suite's): the shipped weights read them, not just load."""
+    import random
+
+    from captcha_crnn.data.looks import Look, draw
+
+    rng = random.Random(0)
+    labels = ["".join(rng.choice("0123456789") for _ in range(4)) for _ in range(20)]
+    images = [draw(Look(**look), text, 120, 40, random.Random(i)) for i, text in enumerate(labels)]
+    readings = Recognizer.load("general").predict(images, charset="0123456789")
+    assert sum(r.text == text for r, text in zip(readings, labels)) >= 19
