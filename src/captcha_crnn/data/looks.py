@@ -82,9 +82,8 @@ class Look:
         known = ("droid-mono", *FONTS, *HERSHEY)
         unknown = [f for f in self.fonts if f not in known and not _font_file(f)]
         if isinstance(self.fonts, str) or not self.fonts or unknown:
-            names = ", ".join(
-                [*known[: 1 + len(FONTS)], "hershey-{" + ",".join(_HERSHEY_FACES) + "}[-italic][-bold]"]
-            )
+            hershey = "hershey-{" + ",".join(_HERSHEY_FACES) + "}[-italic][-bold]"
+            names = ", ".join(["droid-mono", *FONTS, hershey])
             raise CaptchaCrnnError(f"unknown font {unknown or self.fonts!r}; fonts are: {names}")
         amounts = (self.strike_lines[0], self.arcs[0], self.rotation, self.baseline, self.warp, self.blur)
         checks = {
