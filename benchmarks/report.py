@@ -213,7 +213,8 @@ def general_section(d: dict) -> list[str]:
         "",
         f'`{d["command"]}` ({d["version"]}; {d["machine"]}). The general model (`Recognizer.load("general")`) '
         f"was trained only on generated captchas: {g['images']:,} images in {g['epochs']} epochs, "
-        f"{g['minutes']} min on this CPU (`scripts/pretrain.py`). Every image of each set is a test image; "
+        f"{g['minutes']} min (`scripts/pretrain.py`: stages 1-2 on this CPU, stage 3's 8.4 min on a lent H100 "
+        "GPU, whose 14 DataLoader workers drew the images). Every image of each set is a test image; "
         "case-insensitive. Restricted: `--charset` set to the set's characters (ddddocr: its own "
         "`set_ranges`, and its probabilities masked the same way). + length: also `--length` set to the "
         "labels' length (4 or 5); ddddocr has no such option, so its masked probabilities go through the "
