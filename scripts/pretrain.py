@@ -159,12 +159,13 @@ def package() -> None:
     bundle = load_model(best)
     rows = [r for r in csv.DictReader((RUN / "metrics.csv").open()) if r["val_loss"]]
     chosen = min(rows, key=lambda r: float(r["val_loss"]))  # best.ckpt is the lowest validation loss
-    images = sum(stage["epochs"] * stage["images_per_epoch"] for stage in STAGES)
+    epochs_before = sum(stage["epochs"] for stage in STAGES)
+    images_before = sum(stage["epochs"] * stage["images_per_epoch"] for stage in STAGES)
     seen = {  # all stages; the validation figures are this stage's (stage 2's validation set)
-        "epochs": sum(stage["epochs"] for stage in STAGES) + len(rows),
-        "images": images + len(rows) * OPTIONS["synthetic"],
+        "epochs": epochs_before + len(rows),
+        "images": images_before + len(rows) * OPTIONS["synthetic"],
         "minutes": round(sum(stage["minutes"] for stage in STAGES) + float(rows[-1]["elapsed_s"]) / 60, 1),
-        "best_epoch": sum(stage["epochs"] for stage in STAGES) + int(chosen["epoch"]),
+        "best_epoch": epochs_before + int(chosen["epoch"]),
         "val_seq_acc": float(chosen["val_seq_acc"]),  # on 2000 generated images of the recipe
     }
     meta = {"name": "general", "recipe": recipe(), "trained": seen}
