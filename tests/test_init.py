@@ -102,3 +102,24 @@ def test_init_is_refused_on_resume(trained_run, capsys):
 
     code = main(["train", "x", "--out", str(trained_run), "--resume", "--init", "none"])
     assert code == 2 and "--init has no effect on --resume" in capsys.readouterr().err
+
+
+def test_fine_tuning_on_few_labels_runs_whole_epochs_of_a_fixed_schedule(tmp_path, captcha_dir):
+    import json
+
+    import torch
+
+    from captcha_crnn.cli.main import main
+
+    base = ["-q", "train", str(captcha_dir), "--no-progress", "--batch-size", "16"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--steps", "7"]) == 0
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run["options"]["schedule"] == "fixed" and run["choices"]["schedule"].startswith("fixed: 7 steps")
+    # 43 training images in batches of 16 are 3 steps an epoch: 7 steps round up to 3 whole epochs, and
+    # the last one's weights are the ones saved
+    assert len((tmp_path / "a" / "metrics.csv").read_text().splitlines()) == 1 + 3
+    assert torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 9
+    # a random start waits out the blank plateau: the plateau schedule, bounded by --max-epochs
+    assert main([*base, "--out", str(tmp_path / "b"), "--init", "none", "--max-epochs", "1"]) == 0
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["options"]["schedule"] == "plateau" and "random start" in run["choices"]["schedule"]

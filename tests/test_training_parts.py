@@ -103,3 +103,40 @@ def test_learning_rate_halves_after_plateau_patience_steps_without_a_better_loss
         system._halve_lr_on_plateau(loss)
         lrs.append(optimiser.param_groups[0]["lr"])
     assert lrs == [1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4]
+
+
+def test_fixed_schedule_warms_up_then_falls_on_a_cosine_to_zero_and_ignores_plateaus():
+    from captcha_crnn.model.crnn import config_from_preset
+    from captcha_crnn.training.system import CRNNSystem
+
+    config = config_from_preset("nano", 11, 32).to_dict()
+    system = CRNNSystem(config, "0123456789", {"height": 32}, lr=1e-3, warmup_steps=100, fixed_steps=395)
+    optimiser = system.configure_optimizers()
+    trainer = SimpleNamespace(
+        optimizers=[optimiser], global_step=0, num_training_batches=8, max_epochs=200, should_stop=False
+    )
+    system._trainer = trainer
+    system.on_train_start()
+    assert (system.fixed_epochs, system.total_steps) == (50, 400)  # 395 steps rounded up to whole epochs
+    lrs = {}
+    for step in (0, 49, 100, 250, 400):
+        trainer.global_step = step
+        system.on_train_batch_start(None, 0)
+        lrs[step] = optimiser.param_groups[0]["lr"]
+    assert lrs[0] == 1e-5 and lrs[49] == 5e-4 and lrs[100] == 1e-3
+    assert abs(lrs[250] - 5e-4) < 1e-12 and lrs[400] == 0.0
+    system._halve_lr_on_plateau(10.0)  # a worse validation loss changes nothing
+    assert optimiser.param_groups[0]["lr"] == 0.0
+    trainer.current_epoch = 48
+    system.on_train_epoch_end()
+    assert not trainer.should_stop
+    trainer.current_epoch = 49
+    system.on_train_epoch_end()
+    assert trainer.should_stop
+    # max_epochs ends it sooner, and a run shorter than 4x the warm-up warms up over its first quarter
+    trainer.max_epochs = 5
+    system.on_train_start()
+    assert system.total_steps == 40
+    trainer.global_step = 10
+    system.on_train_batch_start(None, 0)
+    assert optimiser.param_groups[0]["lr"] == 1e-3

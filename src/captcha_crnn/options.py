@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 # validation loss: on 20 images (200 labels, 10% held out) that loss chose epoch 60 of 183 in two of three
 # runs of a hard tuning style, 3.2-3.6 points worse on new images than the last weights (docs/accuracy.md).
 SMALL_VALIDATION = 100
+# The fixed schedule's length in optimiser steps (see TrainOptions.schedule), and the peak LRs. Fine-tuning
+# for 400 steps with a cosine read a hard tuning style best at a 3x higher peak than the plateau
+# schedule's (docs/accuracy.md).
+FIXED_STEPS = 400
+FIXED_LR = 3e-3
+PLATEAU_LR = 1e-3
 
 
 @dataclass
@@ -41,10 +47,20 @@ class TrainOptions:
     max_width: int | None = None
     stretch: float | None = None  # width / aspect-ratio width; None: enough frames per character (images.py)
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float | None = (
+        None  # AdamW's peak LR; None: FIXED_LR for the fixed schedule, PLATEAU_LR for the other
+    )
     weight_decay: float = 1e-4
     max_epochs: int = 200
     max_time: float | None = None  # minutes
+    # How long to train and how the LR falls. "plateau": halve the LR when the validation loss stops
+    # falling and stop when it has not fallen for `patience` steps. "fixed": `steps` optimiser steps (rounded
+    # up to whole epochs; `max_epochs`, if fewer), the LR falling on a cosine to zero; nothing depends on the validation loss. None: fixed when starting
+    # from trained weights (--init) with fewer than SMALL_VALIDATION validation images, whose loss is too
+    # noisy to stop on; plateau otherwise (a random start must wait out CTC's blank plateau, of unknown
+    # length, and a large validation set tells well when the model is done).
+    schedule: Literal["plateau", "fixed"] | None = None
+    steps: int = FIXED_STEPS
     # Patience in optimiser steps, not epochs, so it means the same on 500 images as on 50,000: stop after
     # `patience` steps without a 2% better validation loss, halve the LR after `plateau_patience`.
     patience: int = 600

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from captcha_crnn.cli.common import add_label_options, check_numbers, print_metrics
 from captcha_crnn.cli.generate import style_from_args
 from captcha_crnn.errors import CaptchaCrnnError
-from captcha_crnn.options import SMALL_VALIDATION, TrainOptions
+from captcha_crnn.options import FIXED_LR, PLATEAU_LR, SMALL_VALIDATION, TrainOptions
 
 if TYPE_CHECKING:
     from captcha_crnn.data.synthetic import Style
@@ -89,7 +89,12 @@ def add(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--batch-size", type=int, default=D.batch_size, help=f"images per step (default: {D.batch_size})"
     )
-    g.add_argument("--lr", type=float, default=D.lr, help=f"AdamW peak learning rate (default: {D.lr:g})")
+    g.add_argument(
+        "--lr",
+        type=float,
+        help=f"AdamW peak learning rate (default: {FIXED_LR:g} for the fixed schedule, {PLATEAU_LR:g} for "
+        "the plateau one)",
+    )
     g.add_argument(
         "--weight-decay",
         type=float,
@@ -104,11 +109,25 @@ def add(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--max-time", type=float, metavar="MINUTES", help="stop after this many minutes")
     g.add_argument(
+        "--schedule",
+        choices=["plateau", "fixed"],
+        help="plateau: halve the LR and stop when the validation loss stops falling; fixed: --steps "
+        "steps, the LR falling on a cosine (default: fixed when fine-tuning with fewer than "
+        f"{SMALL_VALIDATION} validation images, too few to stop on; else plateau)",
+    )
+    g.add_argument(
+        "--steps",
+        type=int,
+        default=D.steps,
+        help=f"the fixed schedule's optimiser steps (default: {D.steps})",
+    )
+    g.add_argument(
         "--patience",
         type=int,
         default=D.patience,
         metavar="STEPS",
-        help=f"stop after this many optimiser steps without a 2%% lower validation loss (default: {D.patience})",
+        help="plateau schedule: stop after this many optimiser steps without a 2%% lower validation loss "
+        f"(default: {D.patience})",
     )
     g.add_argument(
         "--keep",
@@ -270,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
         raise CaptchaCrnnError("--val-labels needs --val-dir")
     check_numbers(
         args,
-        at_least_1=("batch_size", "max_epochs", "num_nodes", "patience", "rounds"),
+        at_least_1=("batch_size", "max_epochs", "num_nodes", "patience", "rounds", "steps"),
         at_least_0=("weight_decay", "workers", "synthetic"),
         positive=("lr", "max_time"),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import lightning as L
@@ -34,10 +35,13 @@ class CRNNSystem(L.LightningModule):
         hold_steps: int = 0,
         warmup_steps: int = 0,
         ema: bool = True,
+        fixed_steps: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = CRNN(CRNNConfig.from_dict(model_config))
+        # Channels-last tensors: the CPU's convolutions run a training step ~20% faster in that layout
+        # (nano, batch 32 of 650x32 colour images: 0.32 s -> 0.25 s). Values and checkpoints are the same.
+        self.model = CRNN(CRNNConfig.from_dict(model_config)).to(memory_format=torch.channels_last)
         # An exponential moving average of the weights is what validation sees, the checkpoints select
         # and model.pt holds: on a few hundred images one step's weights swing, the average does not.
         self.ema_model = copy.deepcopy(self.model).requires_grad_(False) if ema else None
@@ -51,6 +55,7 @@ class CRNNSystem(L.LightningModule):
         self.train_loss = MeanMetric()
         self.left_plateau = False  # validation CER has dropped below PLATEAU_CER at least once
         self.best_loss, self.best_step = float("inf"), 0  # for halving the LR on a validation-loss plateau
+        self.total_steps = self.fixed_epochs = 0  # the fixed schedule's length, known when training starts
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -62,7 +67,8 @@ class CRNNSystem(L.LightningModule):
     def _loss(
         self, batch: dict[str, torch.Tensor], model: CRNN | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        log_probs = (model or self.model)(batch["images"]).log_softmax(-1)
+        images = batch["images"].contiguous(memory_format=torch.channels_last)
+        log_probs = (model or self.model)(images).log_softmax(-1)
         loss = self.ctc(
             log_probs.permute(1, 0, 2), batch["targets"], batch["input_lengths"], batch["target_lengths"]
         )
@@ -79,12 +85,35 @@ class CRNNSystem(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.train_loss.reset()
 
+    def on_train_start(self) -> None:
+        """The fixed schedule's length: `fixed_steps` rounded up to whole epochs (each ends with the
+        validation that saves last.ckpt), or fewer when max_epochs comes first."""
+        if not self.hparams.fixed_steps:
+            return
+        per_epoch = max(1, int(self.trainer.num_training_batches))
+        self.fixed_epochs = math.ceil(self.hparams.fixed_steps / per_epoch)
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs > 0:
+            self.fixed_epochs = min(self.fixed_epochs, self.trainer.max_epochs)
+        self.total_steps = self.fixed_epochs * per_epoch
+
+    def on_train_epoch_end(self) -> None:
+        if self.total_steps and self.current_epoch + 1 >= self.fixed_epochs:
+            self.trainer.should_stop = True
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Linear warm-up of the learning rate over the first `warmup_steps` steps."""
-        warmup = self.hparams.warmup_steps
-        if warmup and self.global_step <= warmup:
-            for group in self.trainer.optimizers[0].param_groups:
-                group["lr"] = self.hparams.lr * min(1.0, (self.global_step + 1) / warmup)
+        """Linear warm-up of the learning rate over the first `warmup_steps` steps (a quarter of a short
+        fixed schedule at most); with `cosine` (the fixed schedule), a cosine from the peak to zero at the
+        last step after it."""
+        total, step = self.total_steps, self.global_step
+        warmup = min(self.hparams.warmup_steps, total // 4) if total else self.hparams.warmup_steps
+        if warmup and step <= warmup:
+            scale = min(1.0, (step + 1) / warmup)
+        elif total:
+            scale = 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+        else:
+            return  # the plateau schedule: _halve_lr_on_plateau sets the LR
+        for group in self.trainer.optimizers[0].param_groups:
+            group["lr"] = self.hparams.lr * scale
 
     @torch.no_grad()
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -163,6 +192,8 @@ class CRNNSystem(L.LightningModule):
         """Halve the LR when validation loss has not improved by 2% (and by 0.001) for `plateau_patience`
         steps (steps, not epochs, so the rule means the same on 500 images as on 50,000)."""
         step = self.global_step
+        if self.hparams.fixed_steps:  # the fixed schedule sets the LR by the step alone
+            return
         if improved(loss, self.best_loss) or self.holding():
             self.best_loss, self.best_step = min(loss, self.best_loss), step
         elif step - self.best_step >= self.hparams.plateau_patience:

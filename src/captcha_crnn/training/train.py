@@ -28,7 +28,7 @@ from captcha_crnn.data.synthetic import DIGITS, Renderer, Style
 from captcha_crnn.data.tokenizer import CTCTokenizer
 from captcha_crnn.errors import CaptchaCrnnError, LabelError
 from captcha_crnn.model.crnn import PRESETS, WIDTH_STRIDE, config_from_preset
-from captcha_crnn.options import SMALL_VALIDATION, TrainOptions
+from captcha_crnn.options import FIXED_LR, PLATEAU_LR, SMALL_VALIDATION, TrainOptions
 
 log = logging.getLogger("captcha_crnn")
 
@@ -72,6 +72,8 @@ RECORDED = (
     "max_width",
     "stretch",
     "keep",
+    "schedule",
+    "steps",
 )
 
 
@@ -177,14 +179,15 @@ def train(opts: TrainOptions, extra: Sequence[LabelledImage] = ()) -> TrainResul
     saved = None
     if opts.resume:  # reads only: the recorded options, before anything is built from them
         opts, saved = _resumed(opts, run)
-    trainer, best = _trainer(opts, run)  # Lightning knows this process's rank from its launcher
-    leader = trainer.is_global_zero
+    leader = _rank() == 0
     if not leader:  # one voice: rank 0 logs for the run
         log.setLevel(logging.WARNING)
     if leader and not opts.resume:
         _existing_run(run, opts)  # refused early (unless --force); nothing is removed yet
     data = _load_data(opts, saved, extra)
+    opts = replace(opts, schedule=data.schedule)  # recorded in run.json: a resumed run keeps it
     sets = _datasets(opts, data)
+    trainer, best = _trainer(opts, run)
     if leader:
         _prepare_run_dir(run, opts)
         _announce(opts, data, sets, run, saved)
@@ -200,6 +203,13 @@ def train(opts: TrainOptions, extra: Sequence[LabelledImage] = ()) -> TrainResul
     return _finalise(trainer, best, keep, run, data, sets, time.monotonic() - started)
 
 
+def _rank() -> int:
+    """This process's global rank, as Lightning reads it from its launcher's environment."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0))
+
+
 def _validate(opts: TrainOptions) -> None:
     if opts.preset not in PRESETS:
         raise CaptchaCrnnError(f"unknown --preset {opts.preset!r}; choose from {', '.join(PRESETS)}")
@@ -207,6 +217,8 @@ def _validate(opts: TrainOptions) -> None:
         raise CaptchaCrnnError("give a DATA folder, or --synthetic N to train on generated captchas")
     if opts.keep not in (None, "best", "last"):
         raise CaptchaCrnnError(f"--keep must be best or last, got {opts.keep!r}")
+    if opts.schedule not in (None, "plateau", "fixed"):
+        raise CaptchaCrnnError(f"--schedule must be plateau or fixed, got {opts.schedule!r}")
     if opts.synthetic and not 0 < opts.mix <= 1:
         raise CaptchaCrnnError(f"--mix must be in (0, 1], the share of generated images; got {opts.mix}")
 
@@ -290,13 +302,14 @@ def _system(opts: TrainOptions, data: _Data, sets: _Sets, saved: dict | None) ->
         data.model_config,
         data.charset,
         data.policy.to_dict(),
-        lr=opts.lr,
+        lr=opts.lr or (FIXED_LR if opts.schedule == "fixed" else PLATEAU_LR),
         weight_decay=opts.weight_decay,
         plateau_patience=opts.plateau_patience,
         augment=opts.augment,
         hold_steps=opts.min_steps,
         warmup_steps=opts.warmup_steps,
         ema=opts.ema,
+        fixed_steps=opts.steps if opts.schedule == "fixed" else 0,
     )
     if not saved:
         _initialise(system, opts, data)
@@ -332,6 +345,10 @@ def _trainer(opts: TrainOptions, run: Path) -> tuple:
     )
     devices = int(opts.devices) if str(opts.devices).isdigit() else 1
     distributed = devices * opts.num_nodes > 1 or os.environ.get("WORLD_SIZE", "1") != "1"
+    # The fixed schedule ends itself (CRNNSystem.on_train_epoch_end); only the plateau one stops early.
+    stopping = (
+        [] if opts.schedule == "fixed" else [PatientEarlyStopping(monitor="val_loss", patience=opts.patience)]
+    )
     trainer = L.Trainer(
         max_epochs=opts.max_epochs,
         max_time=timedelta(minutes=opts.max_time) if opts.max_time else None,
@@ -346,7 +363,7 @@ def _trainer(opts: TrainOptions, run: Path) -> tuple:
         callbacks=[
             best,
             last,
-            PatientEarlyStopping(monitor="val_loss", patience=opts.patience),
+            *stopping,
             MetricsCSV(run / "metrics.csv", run / "curves.png"),
         ],
         logger=False,
@@ -423,6 +440,7 @@ class _Data:
     choices: dict[str, str]  # what the defaults chose from the data, and why (run.json; one log line)
     donor: Any = None  # the ModelBundle whose weights start training (--init); None: a random start
     ignore_case: bool = False
+    schedule: str = "plateau"  # TrainOptions.schedule, resolved
 
 
 def _load_data(
@@ -485,8 +503,10 @@ def _load_data(
     if opts.data is None and style is not None:  # a fixed generated validation set, held in memory
         val_images = _generated_validation(style, opts.seed, max(200, min(2000, opts.synthetic // 10)))
         val_generated = True
+    schedule = opts.schedule
     if not saved:
         choices["weights"] = _keep(opts, len(val_images))[1]
+        schedule, choices["schedule"] = _schedule(opts, donor is not None, len(val_images))
     return _Data(
         train_images,
         val_images,
@@ -499,7 +519,24 @@ def _load_data(
         choices,
         donor if not saved else None,
         opts.ignore_case,
+        schedule or "plateau",  # a run recorded before schedules existed: the plateau one
     )
+
+
+def _schedule(opts: TrainOptions, pretrained: bool, val_count: int) -> tuple[str, str]:
+    """The schedule (TrainOptions.schedule), and why."""
+    if opts.schedule:
+        return opts.schedule, f"{opts.schedule} (--schedule)"
+    if pretrained and val_count < SMALL_VALIDATION:
+        return "fixed", (
+            f"fixed: {opts.steps} steps, the LR falling on a cosine from {opts.lr or FIXED_LR:g}; fine-tuning "
+            f"trained weights, and {val_count} validation images are too few to stop on (--schedule "
+            "plateau to stop on them)"
+        )
+    why = "a random start waits out CTC's blank plateau"
+    if pretrained:
+        why = f"{val_count} validation images are enough to stop on"
+    return "plateau", f"plateau: LR halved and training stopped on the validation loss ({why})"
 
 
 def _fold(chars: str) -> str:
