@@ -244,10 +244,11 @@ def label_efficiency_section(d: dict) -> list[str]:
         "",
         f"`{d['command']}` ({d['version']}; {d['machine']}). Default settings on `size` labelled images "
         "(train takes its own 10% of them for validation); tested on images no run saw (real sets: one "
-        "fixed third; generated styles: 500 test images). Mean over seeds, (n) runs, and the longest run. "
+        "fixed third; generated styles: 500 test images). Mean over seeds, (n) runs, and the longest run "
+        "from the general model (either pretrained column) and from random weights. "
         "Plot: `benchmarks/results/label_efficiency.png`.",
         "",
-        "| set | labels | scratch | pretrained | pretrained + unlabelled | longest run |",
+        "| set | labels | scratch | pretrained | pretrained + unlabelled | longest run, pretrained / scratch |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     keys = sorted({(r["set"], r["size"]) for r in runs}, key=lambda k: (k[0], k[1]))
@@ -260,9 +261,30 @@ def label_efficiency_section(d: dict) -> list[str]:
                 if (r["set"], r["size"], r["mode"]) == (name, size, mode)
             ]
             cells.append(f"{sum(accs) / len(accs):.1%} ({len(accs)})" if accs else "")
-        longest = max(r["seconds"] for r in runs if (r["set"], r["size"]) == (name, size))
-        lines.append(f"| {name} | {size} | {' | '.join(cells)} | {longest / 60:.1f} min |")
+        lines.append(f"| {name} | {size} | {' | '.join(cells)} | {_longest(runs, name, size)} |")
+    pretrained = [r for r in runs if r["mode"] != "scratch" and 0 < r["size"] <= 400]
+    if pretrained:
+        top = max(pretrained, key=lambda r: r["seconds"])
+        met = "met" if top["seconds"] <= 120 else "missed"
+        lines += [
+            "",
+            f"Longest default run (from the general model) on up to 400 labels: {top['seconds']:.0f} s "
+            f"({top['set']}, {top['size']} labels, {top['mode']}); target <= 2 min ({met}).",
+        ]
     return [*lines, ""]
+
+
+def _longest(runs: list[dict], name: str, size: int) -> str:
+    """The longest run of a row, from the general model and from random weights, in minutes."""
+    cells = []
+    for scratch in (False, True):
+        seconds = [
+            r["seconds"]
+            for r in runs
+            if (r["set"], r["size"]) == (name, size) and (r["mode"] == "scratch") == scratch
+        ]
+        cells.append(f"{max(seconds) / 60:.1f}" if seconds else "-")
+    return f"{cells[0]} / {cells[1]} min"
 
 
 def labelling_section(d: dict) -> list[str]:

@@ -119,6 +119,10 @@ def test_fine_tuning_on_few_labels_runs_whole_epochs_of_a_fixed_schedule(tmp_pat
     # the last one's weights are the ones saved
     assert len((tmp_path / "a" / "metrics.csv").read_text().splitlines()) == 1 + 3
     assert torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 9
+    # resumed once finished, it has nothing left to train; the schedule's length is the recorded one
+    assert main([*base, "--out", str(tmp_path / "a"), "--resume"]) == 0
+    assert len((tmp_path / "a" / "metrics.csv").read_text().splitlines()) == 1 + 3
+    assert torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 9
     # a random start waits out the blank plateau: the plateau schedule, bounded by --max-epochs
     assert main([*base, "--out", str(tmp_path / "b"), "--init", "none", "--max-epochs", "1"]) == 0
     run = json.loads((tmp_path / "b" / "run.json").read_text())
