@@ -194,9 +194,10 @@ def test_val_dir_is_used_for_validation(tmp_path, captcha_dir, stem_dir):
 
 
 def test_few_validation_images_keep_the_last_weights(trained_run):
-    """5 validation images cannot rank two epochs: model.pt holds the last (moving-average) weights."""
+    """A fine-tuning run on 5 validation images runs the fixed schedule: model.pt holds its last
+    (moving-average) weights."""
     info = json.loads((trained_run / "run.json").read_text())
-    assert info["choices"]["weights"].startswith(f"last: {info['val_count']} validation images are too few")
+    assert info["choices"]["weights"].startswith("last: the fixed schedule's end")
     kept = load_model(trained_run / "model.pt")
     assert kept.meta["checkpoint"] == "last.ckpt"
     last = load_model(trained_run / "checkpoints" / "last.ckpt")
@@ -213,6 +214,9 @@ def test_the_epoch_of_lowest_validation_loss_is_kept_from_100_validation_images(
     assert _keep(TrainOptions(data=None), 99)[0] == "last"
     assert _keep(TrainOptions(data=None), 100)[0] == "best"
     assert _keep(TrainOptions(data=None, keep="last"), 5000) == ("last", "last (--keep)")
+    # the fixed schedule keeps where it ends, however many images validate
+    assert _keep(TrainOptions(data=None, schedule="fixed"), 5000)[0] == "last"
+    assert _keep(TrainOptions(data=None, schedule="fixed", keep="best"), 5000)[0] == "best"
 
 
 def test_predict_imports_no_training_code(trained_run, captcha_dir):

@@ -119,7 +119,8 @@ def add(sub: argparse._SubParsersAction) -> None:
         "--steps",
         type=int,
         default=D.steps,
-        help=f"the fixed schedule's optimiser steps (default: {D.steps})",
+        help=f"the fixed schedule's optimiser steps, rounded up to whole epochs and at most --max-epochs "
+        f"epochs (default: {D.steps})",
     )
     g.add_argument(
         "--patience",

@@ -102,7 +102,7 @@ class CRNNSystem(L.LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Linear warm-up of the learning rate over the first `warmup_steps` steps (a quarter of a short
-        fixed schedule at most); with `cosine` (the fixed schedule), a cosine from the peak to zero at the
+        fixed schedule at most); with `fixed_steps` (the fixed schedule), a cosine from the peak to zero at the
         last step after it."""
         total, step = self.total_steps, self.global_step
         warmup = min(self.hparams.warmup_steps, total // 4) if total else self.hparams.warmup_steps

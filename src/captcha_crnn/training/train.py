@@ -160,9 +160,9 @@ def _quiet_lightning() -> None:
 
 def train(opts: TrainOptions, extra: Sequence[LabelledImage] = ()) -> TrainResult:
     """From a data folder (or generated data) to a run folder. The phases, in order: validate the options
-    -> build the trainer (which knows this process's rank) -> read and check the data -> prepare the run
-    folder (only now is an old run replaced) -> build the model and data module -> fit -> finalise
-    (model.pt and validation metrics).
+    -> build the trainer (which knows this process's rank) -> read and check the data (which decides the
+    schedule) -> prepare the run folder (only now is an old run replaced) -> build the model and data
+    module -> fit -> finalise (model.pt and validation metrics).
 
     `extra` labelled images join the training images only (never validation): self-training's
     pseudo-labels. With `opts.unlabelled`, training runs in self-training rounds (self_training.py).
@@ -179,15 +179,19 @@ def train(opts: TrainOptions, extra: Sequence[LabelledImage] = ()) -> TrainResul
     saved = None
     if opts.resume:  # reads only: the recorded options, before anything is built from them
         opts, saved = _resumed(opts, run)
-    leader = _rank() == 0
+    trainer, best = _trainer(opts, run)  # Lightning knows this process's rank from its launcher
+    leader = trainer.is_global_zero
     if not leader:  # one voice: rank 0 logs for the run
         log.setLevel(logging.WARNING)
     if leader and not opts.resume:
         _existing_run(run, opts)  # refused early (unless --force); nothing is removed yet
     data = _load_data(opts, saved, extra)
     opts = replace(opts, schedule=data.schedule)  # recorded in run.json: a resumed run keeps it
+    if opts.schedule == "fixed":  # it ends itself (CRNNSystem.on_train_epoch_end): no early stopping
+        from captcha_crnn.training.callbacks import PatientEarlyStopping
+
+        trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, PatientEarlyStopping)]
     sets = _datasets(opts, data)
-    trainer, best = _trainer(opts, run)
     if leader:
         _prepare_run_dir(run, opts)
         _announce(opts, data, sets, run, saved)
@@ -201,13 +205,6 @@ def train(opts: TrainOptions, extra: Sequence[LabelledImage] = ()) -> TrainResul
     )
     keep, _ = _keep(opts, len(data.val_images))
     return _finalise(trainer, best, keep, run, data, sets, time.monotonic() - started)
-
-
-def _rank() -> int:
-    """This process's global rank, as Lightning reads it from its launcher's environment."""
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    return int(getattr(rank_zero_only, "rank", 0))
 
 
 def _validate(opts: TrainOptions) -> None:
@@ -345,10 +342,6 @@ def _trainer(opts: TrainOptions, run: Path) -> tuple:
     )
     devices = int(opts.devices) if str(opts.devices).isdigit() else 1
     distributed = devices * opts.num_nodes > 1 or os.environ.get("WORLD_SIZE", "1") != "1"
-    # The fixed schedule ends itself (CRNNSystem.on_train_epoch_end); only the plateau one stops early.
-    stopping = (
-        [] if opts.schedule == "fixed" else [PatientEarlyStopping(monitor="val_loss", patience=opts.patience)]
-    )
     trainer = L.Trainer(
         max_epochs=opts.max_epochs,
         max_time=timedelta(minutes=opts.max_time) if opts.max_time else None,
@@ -363,7 +356,7 @@ def _trainer(opts: TrainOptions, run: Path) -> tuple:
         callbacks=[
             best,
             last,
-            *stopping,
+            PatientEarlyStopping(monitor="val_loss", patience=opts.patience),
             MetricsCSV(run / "metrics.csv", run / "curves.png"),
         ],
         logger=False,
@@ -379,6 +372,8 @@ def _keep(opts: TrainOptions, val_count: int) -> tuple[str, str]:
     """Which checkpoint model.pt is made from ("best" or "last"), and why."""
     if opts.keep:
         return opts.keep, f"{opts.keep} (--keep)"
+    if opts.schedule == "fixed":
+        return "last", "last: the fixed schedule's end (--keep best for the epoch of lowest validation loss)"
     if val_count < SMALL_VALIDATION:
         return "last", (
             f"last: {val_count} validation images are too few to rank epochs by (fewer than "
@@ -505,8 +500,8 @@ def _load_data(
         val_generated = True
     schedule = opts.schedule
     if not saved:
-        choices["weights"] = _keep(opts, len(val_images))[1]
         schedule, choices["schedule"] = _schedule(opts, donor is not None, len(val_images))
+        choices["weights"] = _keep(replace(opts, schedule=schedule), len(val_images))[1]
     return _Data(
         train_images,
         val_images,
