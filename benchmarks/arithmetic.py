@@ -92,6 +92,10 @@ def main() -> None:
     }
     RESULT.parent.mkdir(exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    sys.path.insert(0, str(HERE))
+    import report
+
+    report.write_report()  # BENCHMARKS.md's section from the file just written
     print(
         f"text accuracy {result['text_accuracy']:.2%}, answer accuracy {result['answer_accuracy']:.2%} "
         f"(target {TARGET:.0%}: {'met' if result['met'] else 'NOT met'}), {result['seconds']['total']:.0f} s "

@@ -321,7 +321,8 @@ def arithmetic_section(d: dict) -> list[str]:
         f"(`generate --kind arithmetic`), default training, {d['test_count']} fresh ones (another seed) read "
         f"with `evaluate --solve arithmetic`: **answer accuracy {d['answer_accuracy']:.1%}** (target 98%), "
         f"text accuracy {d['text_accuracy']:.1%}; {d['epochs']} epochs, training {d['seconds']['train'] / 60:.0f} "
-        "min (measured while another training job shared the 2 cores).",
+        "min.",
+        *[f"Note: {note}" for note in d.get("notes", [])],
         "",
     ]
 
