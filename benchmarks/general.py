@@ -72,12 +72,25 @@ def theirs(items: list, charset: str, lengths: tuple[int, int]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def stages(record: dict) -> list[dict]:
+    """Each pre-training stage's machine, minutes and epochs, from the shipped model's record: the
+    earlier stages are listed in its recipe, the last one is what the totals leave."""
+    recipe, trained = record["recipe"], record["trained"]
+    earlier = [{k: st[k] for k in ("device", "minutes", "epochs")} for st in recipe.get("stages", [])]
+    last = {
+        "device": recipe.get("device", "2 CPU cores"),
+        "minutes": round(trained["minutes"] - sum(st["minutes"] for st in earlier), 1),
+        "epochs": trained["epochs"] - sum(st["epochs"] for st in earlier),
+    }
+    return [*earlier, last]
+
+
 def main() -> None:
     results: dict = {
         "version": __version__,
         "machine": machine(),
         "command": "python benchmarks/general.py",
-        "general": manifest()["trained"],
+        "general": {**manifest()["trained"], "stages": stages(manifest())},
         "sizes_mb": {
             "general.onnx": round((WEIGHTS / "general.onnx").stat().st_size / 1e6, 2),
             "ddddocr common.onnx": round(

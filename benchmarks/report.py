@@ -213,8 +213,8 @@ def general_section(d: dict) -> list[str]:
         "",
         f'`{d["command"]}` ({d["version"]}; {d["machine"]}). The general model (`Recognizer.load("general")`) '
         f"was trained only on generated captchas: {g['images']:,} images in {g['epochs']} epochs, "
-        f"{g['minutes']} min (`scripts/pretrain.py`: stages 1-2 on this CPU, stage 3's 8.4 min on a lent H100 "
-        "GPU, whose 14 DataLoader workers drew the images). Every image of each set is a test image; "
+        f"{g['minutes']} min (`scripts/pretrain.py`: {_stages(g.get('stages', []))}). Every image of each "
+        "set is a test image; "
         "case-insensitive. Restricted: `--charset` set to the set's characters (ddddocr: its own "
         "`set_ranges`, and its probabilities masked the same way). + length: also `--length` set to the "
         "labels' length (4 or 5); ddddocr has no such option, so its masked probabilities go through the "
@@ -235,6 +235,22 @@ def general_section(d: dict) -> list[str]:
             f"| {ours['latency_ms_p50']} / {theirs['latency_ms_p50']} |"
         )
     return [*lines, ""]
+
+
+def _stages(stages: list[dict]) -> str:
+    """'stages 1-2 on 2 CPU cores (404.3 min), stage 3 on ... (8.4 min)': runs of stages on one machine."""
+    groups: list[list] = []
+    for i, st in enumerate(stages, 1):
+        if groups and groups[-1][0] == st["device"]:
+            groups[-1][2], groups[-1][3] = i, groups[-1][3] + st["minutes"]
+        else:
+            groups.append([st["device"], i, i, st["minutes"]])
+    parts = [
+        f"stage{'s' if first != last else ''} {first}{f'-{last}' if first != last else ''} on {device} "
+        f"({minutes:.1f} min)"
+        for device, first, last, minutes in groups
+    ]
+    return ", ".join(parts) or "one stage"
 
 
 def label_efficiency_section(d: dict) -> list[str]:
