@@ -196,8 +196,9 @@ def parse_overrides(pairs: list[str]) -> dict:
         key, _, value = pair.partition("=")
         if key not in names:
             sys.exit(f"error: --set {key}: not a TrainOptions field")
+        python = {"True": True, "False": False, "None": None}  # "False" must not pass as a (truthy) string
         try:
-            out[key] = json.loads(value)  # numbers, true/false, lists
+            out[key] = python[value] if value in python else json.loads(value)  # numbers, true/false, lists
         except ValueError:
             out[key] = value
     return out
