@@ -47,18 +47,18 @@ class TrainOptions:
     max_width: int | None = None
     stretch: float | None = None  # width / aspect-ratio width; None: enough frames per character (images.py)
     batch_size: int = 32
-    lr: float | None = (
-        None  # AdamW's peak LR; None: FIXED_LR for the fixed schedule, PLATEAU_LR for the other
-    )
+    # AdamW's peak LR; None: FIXED_LR for the fixed schedule, PLATEAU_LR for the plateau one.
+    lr: float | None = None
     weight_decay: float = 1e-4
     max_epochs: int = 200
     max_time: float | None = None  # minutes
     # How long to train and how the LR falls. "plateau": halve the LR when the validation loss stops
-    # falling and stop when it has not fallen for `patience` steps. "fixed": `steps` optimiser steps (rounded
-    # up to whole epochs; `max_epochs`, if fewer), the LR falling on a cosine to zero; nothing depends on the validation loss. None: fixed when starting
-    # from trained weights (--init) with fewer than SMALL_VALIDATION validation images, whose loss is too
-    # noisy to stop on; plateau otherwise (a random start must wait out CTC's blank plateau, of unknown
-    # length, and a large validation set tells well when the model is done).
+    # falling, and stop when it has not fallen for `patience` steps. "fixed": `steps` optimiser steps
+    # (rounded up to whole epochs, at most `max_epochs`), the LR falling on a cosine to zero; nothing
+    # depends on the validation loss. None: fixed when starting from trained weights (--init) with fewer
+    # than SMALL_VALIDATION validation images, whose loss is too noisy to stop on; plateau otherwise (a
+    # random start must wait out CTC's blank plateau, of unknown length, and a large validation set tells
+    # well when the model is done).
     schedule: Literal["plateau", "fixed"] | None = None
     steps: int = FIXED_STEPS
     # Patience in optimiser steps, not epochs, so it means the same on 500 images as on 50,000: stop after

@@ -101,9 +101,8 @@ class CRNNSystem(L.LightningModule):
             self.trainer.should_stop = True
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Linear warm-up of the learning rate over the first `warmup_steps` steps (a quarter of a short
-        fixed schedule at most); with `fixed_steps` (the fixed schedule), a cosine from the peak to zero at the
-        last step after it."""
+        """Linear warm-up of the learning rate over the first `warmup_steps` steps (at most a quarter of
+        a short fixed schedule); then, on the fixed schedule, a cosine from the peak to zero."""
         total, step = self.total_steps, self.global_step
         warmup = min(self.hparams.warmup_steps, total // 4) if total else self.hparams.warmup_steps
         if warmup and step <= warmup:
