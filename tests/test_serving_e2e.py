@@ -68,6 +68,37 @@ def server(trained_run):
     yield from running(["serve", str(trained_run / "model.pt")])
 
 
+def test_page_shows_the_latest_reading_when_answers_arrive_out_of_order(server, captcha_dir):
+    """A reading asked for before the options last changed, answered after the newer one, is not shown."""
+    image = sorted(captcha_dir.glob("*.png"))[5]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page()
+            # the reading asked for before the length was given reaches the page 1.5 s late
+            page.add_init_script(
+                """const plain = window.fetch;
+                window.fetch = async (url, options) => {
+                  const response = await plain(url, options);
+                  if (String(url).includes("recognize") && !String(url).includes("length="))
+                    await new Promise((done) => setTimeout(done, 1500));
+                  return response;
+                };"""
+            )
+            page.goto(server)
+            sync_api.expect(page.locator("#model")).to_contain_text("0123456789")
+            page.locator("summary").click()
+            page.fill("#charset", "7")
+            page.set_input_files("#file", str(image))  # asked for with charset 7 only: late
+            page.fill("#length", "2")
+            page.locator("#length").dispatch_event("change")  # asked for second, answered first
+            sync_api.expect(page.locator("#text")).to_have_text("77", timeout=20_000)
+            page.wait_for_timeout(2500)  # the late answer has come by now
+            assert page.locator("#text").inner_text() == "77"
+        finally:
+            browser.close()
+
+
 def test_page_reads_an_uploaded_captcha(server, trained_run, captcha_dir):
     image = sorted(captcha_dir.glob("*.png"))[5]
     expected = Recognizer.load(trained_run / "model.pt").predict(image)

@@ -64,7 +64,9 @@ fetch("v1/models").then((r) => r.json()).then((list) => {
 }).catch(() => { $("model").textContent = "model information unavailable"; });
 $("models").addEventListener("change", () => { showModel(); if (lastFile) recognize(lastFile); });
 
+let latest = 0;  // a reading answered after a newer request was sent is stale: it is not shown
 async function recognize(file) {
+  const ticket = ++latest;
   lastFile = file;
   for (const id of ["text", "answer", "confidence", "error"]) $(id).textContent = "";
   const preview = $("preview");
@@ -79,6 +81,7 @@ async function recognize(file) {
   try {
     const response = await fetch(url, { method: "POST", body });
     const data = await response.json();
+    if (ticket !== latest) return;
     if (!response.ok) { $("confidence").textContent = ""; $("error").textContent = data.detail; return; }
     $("text").textContent = data.text || "(nothing read)";
     if ("answer" in data) {
@@ -87,6 +90,7 @@ async function recognize(file) {
     $("confidence").textContent =
       `confidence ${(100 * data.confidence).toFixed(1)}%, ${data.elapsed_ms.toFixed(1)} ms`;
   } catch (err) {
+    if (ticket !== latest) return;
     $("confidence").textContent = ""; $("error").textContent = `request failed: ${err}`;
   }
 }
