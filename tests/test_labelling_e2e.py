@@ -54,3 +54,35 @@ def test_keyboard_only_labelling_survives_a_reload(workbench):
             browser.close()
     rows = {r[0]: r[1] for r in list(csv.reader((folder / "labels.csv").open()))[1:]}
     assert rows == {names[0]: truth[names[0]], names[2]: "0000"}
+
+
+def test_keys_pressed_while_a_label_is_saving_do_not_relabel_the_image(workbench):
+    """A fast typist's next label, typed before the page has moved on, must not overwrite this one's."""
+    url, folder, truth = workbench
+    names = sorted(truth)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page()
+            page.add_init_script(  # every saved label is answered 1 s late
+                """const plain = window.fetch;
+                window.fetch = async (url, options) => {
+                  const response = await plain(url, options);
+                  if (String(url).includes("api/label")) await new Promise((done) => setTimeout(done, 1000));
+                  return response;
+                };"""
+            )
+            page.goto(url)
+            expect = sync_api.expect
+            expect(page.locator("#current")).to_have_attribute("alt", names[0])
+            page.keyboard.type(truth[names[0]])
+            page.keyboard.press("Enter")
+            page.keyboard.type("1111")  # meant for the next image, typed before it is shown
+            page.keyboard.press("Enter")
+            expect(page.locator("#current")).to_have_attribute("alt", names[1])
+            page.wait_for_timeout(1500)  # a second save, had one been sent, has been answered by now
+            expect(page.locator("#progress")).to_contain_text("1 / 6 labelled")
+        finally:
+            browser.close()
+    rows = {r[0]: r[1] for r in list(csv.reader((folder / "labels.csv").open()))[1:]}
+    assert rows == {names[0]: truth[names[0]]}

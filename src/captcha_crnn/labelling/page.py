@@ -36,7 +36,16 @@ PAGE = """<!doctype html>
 <script>
 const $ = (id) => document.getElementById(id);
 const enc = encodeURIComponent;
-let status = null, current = null, history = [], reviewItems = [], reviewAt = 0;
+let status = null, current = null, history = [], reviewItems = [], reviewAt = 0, busy = false;
+
+// One action (save, skip, back) at a time, the field read-only meanwhile: keys pressed before the next
+// image is shown would otherwise type into, and save over, the image just labelled.
+async function act(action) {
+  if (busy) return;
+  busy = true;
+  $("label").readOnly = true;
+  try { await action(); } finally { busy = false; $("label").readOnly = false; }
+}
 
 async function api(path, body) {
   const options = body === undefined ? {} :
@@ -133,12 +142,12 @@ document.addEventListener("keydown", (e) => {
     else return;
     e.preventDefault(); showReview(); return;
   }
-  if (e.key === "Enter") { e.preventDefault(); save(false); }
+  if (e.key === "Enter") { e.preventDefault(); act(() => save(false)); }
   else if (e.key === "Escape") {
     e.preventDefault();
-    if (current) api("api/skip", {file: current.file}).then(next);
-  } else if (e.ctrlKey && (e.key === "z" || e.key === "Z")) { e.preventDefault(); back(); }
-  else if (e.ctrlKey && (e.key === "u" || e.key === "U")) { e.preventDefault(); save(true); }
+    if (current) { const file = current.file; act(async () => { await api("api/skip", {file}); await next(); }); }
+  } else if (e.ctrlKey && (e.key === "z" || e.key === "Z")) { e.preventDefault(); act(back); }
+  else if (e.ctrlKey && (e.key === "u" || e.key === "U")) { e.preventDefault(); act(() => save(true)); }
 });
 
 async function pollJob() {
