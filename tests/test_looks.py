@@ -195,3 +195,18 @@ def test_hershey_fonts_without_opencv_4_are_a_one_line_error(monkeypatch) -> Non
     finally:
         looks.font_path.cache_clear()
         general.hershey_faces.cache_clear()
+
+
+def test_crop_cuts_the_image_to_its_text_with_at_most_the_margin_asked_for() -> None:
+    plain = Look(fonts=("dejavu-sans",), background="white", size=(0.5, 0.5))
+    full = draw(plain, "k7Wq", 200, 60, random.Random(3))
+    tight = draw(Look(**{**asdict(plain), "crop": 0.0}), "k7Wq", 200, 60, random.Random(3))
+    loose = draw(Look(**{**asdict(plain), "crop": 0.5}), "k7Wq", 200, 60, random.Random(3))
+    ink = np.asarray(tight.convert("L")) < 128
+    assert full.size == (200, 60)
+    # no margin: the glyphs touch all four edges, and the text's height is most of the image's
+    assert ink[0].any() and ink[-1].any() and ink[:, 0].any() and ink[:, -1].any()
+    assert tight.width < 150 and 30 <= tight.height <= 45  # cap height 30, plus the ascender and descender
+    assert tight.width < loose.width <= tight.width + tight.height and tight.height < loose.height
+    with pytest.raises(CaptchaCrnnError, match="crop"):
+        Look(crop=-0.1)

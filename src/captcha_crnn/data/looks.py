@@ -77,6 +77,9 @@ class Look:
     dots: float = 0.0  # noise dots, as a fraction of all pixels
     outline: bool = False  # hollow glyphs
     shadow: bool = False  # a dark offset copy behind each glyph
+    # Crop the image to its text (glyphs and lines), leaving up to this much of the text's height on
+    # each side: captchas cropped tight, whose glyphs touch the edges. None: the full image.
+    crop: float | None = None
 
     def __post_init__(self) -> None:
         known = ("droid-mono", *FONTS, *HERSHEY)
@@ -96,6 +99,7 @@ class Look:
             "ranges are (low, high), low <= high": all(
                 lo <= hi for lo, hi in (self.strike_lines, self.arcs, self.line_width)
             ),
+            "crop is None or >= 0": self.crop is None or self.crop >= 0,
             "amounts are >= 0, line_width >= 1, dots <= 0.5": min(amounts) >= 0
             and self.line_width[0] >= 1
             and 0 <= self.dots <= 0.5,
@@ -424,4 +428,23 @@ def draw(look: Look, label: str, width: int, height: int, rng: random.Random) ->
     radius = rng.uniform(0, look.blur) if look.blur else 0.0
     if radius >= 0.3:
         image = image.convert("RGBa").filter(ImageFilter.GaussianBlur(radius)).convert("RGBA")
+    if look.crop is not None:
+        image = _cropped(image, text, look.crop, rng)
     return image if look.transparent else image.convert("RGB")
+
+
+def _cropped(image: Image.Image, text: Image.Image, margin: float, rng: random.Random) -> Image.Image:
+    """`image` cut to the text layer's extent plus 0..`margin` of the text's height on each side."""
+    box = text.getchannel("A").point(lambda a: 255 if a >= 128 else 0).getbbox()
+    if box is None:
+        return image
+    left, top, right, bottom = box
+    pad = [round(rng.uniform(0, margin) * (bottom - top)) for _ in range(4)]
+    return image.crop(
+        (
+            max(0, left - pad[0]),
+            max(0, top - pad[1]),
+            min(image.width, right + pad[2]),
+            min(image.height, bottom + pad[3]),
+        )
+    )
