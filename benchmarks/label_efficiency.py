@@ -4,6 +4,7 @@
     python benchmarks/label_efficiency.py --sets captcha-v2 --sizes 50 100 200 --seeds 0 1 2
     python benchmarks/label_efficiency.py --suite-200                        # every suite style, 200 labels
     python benchmarks/label_efficiency.py --rerun                            # every row in the results again
+    python benchmarks/label_efficiency.py --rerun --modes pretrained pretrained+unlabelled  # a new general model
 
 Modes: "scratch" (`train --init none`), "pretrained" (the default: from the shipped general model) and
 "pretrained+unlabelled" (`--unlabelled` with up to 600 other images of the pool, their labels unused).
@@ -152,7 +153,7 @@ def plot(data: dict) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", nargs="+", default=list(SETS))
-    p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    p.add_argument("--modes", nargs="+", choices=MODES, help="default: all")
     p.add_argument("--sizes", nargs="+", type=int, default=list(SIZES), help="0: the whole pool")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--minutes", type=float, default=4.0, help="cap per training run")
@@ -160,13 +161,13 @@ def main() -> None:
     p.add_argument(
         "--rerun",
         action="store_true",
-        help="run every row already in the results again, whatever --sets/--sizes/--modes/--seeds say "
-        "(after a change of defaults or of the general model)",
+        help="run every row already in the results again, of --modes when given, whatever --sets/--sizes/"
+        "--seeds say (after a change of defaults, or of the general model: the scratch rows do not use it)",
     )
     args = p.parse_args()
     data = load()
     if args.rerun:
-        for row in list(data["runs"]):
+        for row in [r for r in data["runs"] if r["mode"] in (args.modes or MODES)]:
             store(data, run_one(row["set"], row["mode"], row["size"], row["seed"], args.minutes))
         return
     if args.suite_200:
@@ -176,7 +177,7 @@ def main() -> None:
         return
     for name in args.sets:
         for size in args.sizes:
-            for mode in args.modes:
+            for mode in args.modes or MODES:
                 for seed in args.seeds:
                     store(data, run_one(name, mode, size, seed, args.minutes))
 
