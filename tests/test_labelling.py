@@ -102,6 +102,29 @@ def test_bad_input_is_refused_with_the_reason(folder):
     finish(bench)
 
 
+def test_a_label_the_file_could_not_take_is_not_counted_as_saved(folder, monkeypatch):
+    bench = open_bench(folder, order="name", charset="0123456789")
+    with TestClient(create_label_app(bench)) as client:
+        file = client.get("/api/next").json()["file"]
+
+        def full_disk(path, text):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr("captcha_crnn.labelling.store.atomic_write_text", full_disk)
+        for saving in (("/api/label", {"file": file, "label": "1234"}), ("/api/unreadable", {"file": file})):
+            r = client.post(*saving[:1], json=saving[1])
+            assert r.status_code == 500
+            assert r.json()["detail"].endswith(
+                "labels.csv: cannot write (No space left on device); the label is not saved"
+            )
+        assert client.get("/api/next").json()["file"] == file  # still to do
+        assert client.get("/api/status").json()["labelled"] == 0
+        monkeypatch.undo()
+        assert client.post("/api/label", json={"file": file, "label": "1234"}).status_code == 200
+        assert read_rows(folder / "labels.csv", folder)[0][file].label == "1234"
+    finish(bench)
+
+
 def test_rows_for_missing_files_are_kept_and_reported(folder):
     (folder / "labels.csv").write_text("file,label\ngone.png,9999\n")
     bench = open_bench(folder, order="name")

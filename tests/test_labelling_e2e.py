@@ -86,3 +86,30 @@ def test_keys_pressed_while_a_label_is_saving_do_not_relabel_the_image(workbench
             browser.close()
     rows = {r[0]: r[1] for r in list(csv.reader((folder / "labels.csv").open()))[1:]}
     assert rows == {names[0]: truth[names[0]]}
+
+
+def test_holding_enter_saves_one_label_not_every_suggestion(tmp_path, captcha_dir, trained_run):
+    """Key repeat is not a user accepting the next suggestions, which they have not even seen."""
+    folder = tmp_path / "todo"
+    folder.mkdir()
+    names = sorted(p.name for p in captcha_dir.glob("*.png"))[:6]
+    for name in names:
+        shutil.copy(captcha_dir / name, folder / name)
+    args = ["label", str(folder), "--model", str(trained_run / "model.pt"), "--order", "name"]
+    for url in running(args, probe="api/status"):
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            try:
+                page = browser.new_page()
+                page.goto(url)
+                sync_api.expect(page.locator("#suggestion")).to_contain_text("model:")
+                for _ in range(12):  # held down for ~0.6 s: the first press, then repeats
+                    page.keyboard.down("Enter")
+                    page.wait_for_timeout(50)
+                page.keyboard.up("Enter")
+                sync_api.expect(page.locator("#current")).to_have_attribute("alt", names[1])
+                page.wait_for_timeout(500)
+                sync_api.expect(page.locator("#progress")).to_contain_text("1 / 6 labelled")
+            finally:
+                browser.close()
+    assert len(list(csv.reader((folder / "labels.csv").open()))) == 2  # the header and one row

@@ -21,7 +21,7 @@ from fastapi import FastAPI, Query
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from captcha_crnn.errors import CaptchaCrnnError, LabelError
+from captcha_crnn.errors import CaptchaCrnnError, LabelError, one_line
 from captcha_crnn.labelling.page import PAGE
 from captcha_crnn.labelling.retrain import Retrainer
 from captcha_crnn.labelling.workbench import Workbench
@@ -78,6 +78,10 @@ def create_label_app(
 
     def missing(rel: str) -> JSONResponse:
         return _error(404, f"{rel!r} is not an image of the folder being labelled")
+
+    def unwritable(exc: OSError) -> JSONResponse:
+        reason = one_line(exc.strerror or exc)
+        return _error(500, f"{one_line(bench.store.path)}: cannot write ({reason}); the label is not saved")
 
     def maybe_retrain() -> None:
         current["since_retrain"] += 1
@@ -144,6 +148,8 @@ def create_label_app(
             return missing(body.file)
         except LabelError as exc:
             return _error(422, str(exc))
+        except OSError as exc:
+            return unwritable(exc)
         maybe_retrain()
         return Saved(file=body.file, label=row.label, status=row.status, accepted=row.accepted)
 
@@ -155,6 +161,8 @@ def create_label_app(
             row = bench.unreadable(body.file)
         except KeyError:
             return missing(body.file)
+        except OSError as exc:
+            return unwritable(exc)
         return Saved(file=body.file, label=row.label, status=row.status, accepted=False)
 
     @app.post("/api/skip")

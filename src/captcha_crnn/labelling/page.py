@@ -142,6 +142,9 @@ document.addEventListener("keydown", (e) => {
     else return;
     e.preventDefault(); showReview(); return;
   }
+  if (e.target instanceof HTMLButtonElement && (e.key === "Enter" || e.key === " ")) return;  // its click
+  // A held key repeats: Enter held down would accept suggestion after suggestion, unseen.
+  if (e.repeat && (e.key === "Enter" || e.key === "Escape" || e.ctrlKey)) { e.preventDefault(); return; }
   if (e.key === "Enter") { e.preventDefault(); act(() => save(false)); }
   else if (e.key === "Escape") {
     e.preventDefault();

@@ -58,15 +58,18 @@ class LabelStore:
             self._holder = None
 
     def set(self, rel: str, row: Row) -> None:
+        """Store one row: on disk first, in memory only once the file has it (a failed write, e.g. a full
+        disk, must not leave the workbench counting a label the file never got)."""
         with self._lock:
-            self.rows[rel] = row
-            self._write()
+            rows = {**self.rows, rel: row}
+            self._write(rows)
+            self.rows = rows
 
-    def _write(self) -> None:
+    def _write(self, rows: dict[str, Row]) -> None:
         buf = io.StringIO()
         writer = csv.writer(buf, delimiter=self.delimiter, lineterminator="\n")
         writer.writerow(HEADER)
-        for rel, row in self.rows.items():
+        for rel, row in rows.items():
             writer.writerow((rel, row.label, row.status, row.suggestion))
         atomic_write_text(self.path, buf.getvalue())
 
