@@ -113,3 +113,35 @@ def test_holding_enter_saves_one_label_not_every_suggestion(tmp_path, captcha_di
             finally:
                 browser.close()
     assert len(list(csv.reader((folder / "labels.csv").open()))) == 2  # the header and one row
+
+
+def test_a_failed_request_says_so_and_the_page_carries_on(workbench):
+    url, folder, truth = workbench
+    names = sorted(truth)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            expect, error = sync_api.expect, page.locator("#error")
+            expect(page.locator("#current")).to_have_attribute("alt", names[0])
+            page.route("**/api/label", lambda route: route.abort())  # the server has gone away
+            page.keyboard.type(truth[names[0]])
+            page.keyboard.press("Enter")
+            expect(error).to_contain_text("cannot be reached")
+            expect(page.locator("#current")).to_have_attribute("alt", names[0])
+            page.unroute("**/api/label")
+            page.route(  # back, but its next image fails: a plain-text 500
+                "**/api/next", lambda route: route.fulfill(status=500, body="Internal Server Error")
+            )
+            page.keyboard.press("Enter")
+            expect(error).to_contain_text("the server answered 500")
+            page.unroute("**/api/next")
+            page.keyboard.press("Escape")  # try again
+            expect(page.locator("#current")).to_have_attribute("alt", names[1])
+            expect(error).to_have_text("")
+            expect(page.locator("#progress")).to_contain_text("1 / 6 labelled")
+        finally:
+            browser.close()
+    rows = {r[0]: r[1] for r in list(csv.reader((folder / "labels.csv").open()))[1:]}
+    assert rows == {names[0]: truth[names[0]]}

@@ -47,11 +47,16 @@ async function act(action) {
   try { await action(); } finally { busy = false; $("label").readOnly = false; }
 }
 
+// Never throws: a network error or a body that is not JSON comes back as {ok: false, data: {detail}}.
 async function api(path, body) {
   const options = body === undefined ? {} :
     {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)};
-  const response = await fetch(path, options);
+  let response;
+  try { response = await fetch(path, options); }
+  catch (e) { return {ok: false, status: 0, data: {detail: "the server cannot be reached; is it still running?"}}; }
   const data = await response.json().catch(() => ({}));
+  if (!response.ok && typeof data.detail !== "string")
+    data.detail = `the server answered ${response.status} ${response.statusText}`;
   return {ok: response.ok, status: response.status, data};
 }
 
@@ -76,6 +81,7 @@ function show(item, text) {
 
 async function next() {
   const r = await api("api/next");
+  if (!r.ok && r.status !== 404) { $("error").textContent = `${r.data.detail} (Esc to try again)`; return; }
   if (r.status === 404) {
     current = null;
     $("current").removeAttribute("src");
@@ -108,6 +114,7 @@ async function back() {
   if (!file) { $("error").textContent = "nothing to go back to"; return; }
   const r = await api("api/item?file=" + enc(file));
   if (r.ok) show(r.data, r.data.label || "");
+  else { history.push(file); $("error").textContent = r.data.detail; }
 }
 
 function checkCharset() {
@@ -148,7 +155,13 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "Enter") { e.preventDefault(); act(() => save(false)); }
   else if (e.key === "Escape") {
     e.preventDefault();
-    if (current) { const file = current.file; act(async () => { await api("api/skip", {file}); await next(); }); }
+    if (current) {
+      const file = current.file;
+      act(async () => {
+        const r = await api("api/skip", {file});
+        if (r.ok) await next(); else $("error").textContent = r.data.detail;
+      });
+    }
   } else if (e.ctrlKey && (e.key === "z" || e.key === "Z")) { e.preventDefault(); act(back); }
   else if (e.ctrlKey && (e.key === "u" || e.key === "U")) { e.preventDefault(); act(() => save(true)); }
 });
