@@ -1,5 +1,6 @@
 """The real server on a loopback port, its page driven in headless Chromium with Playwright."""
 
+import json
 import os
 import shutil
 import socket
@@ -129,3 +130,22 @@ def test_page_reads_an_uploaded_captcha(server, trained_run, captcha_dir):
             assert page.locator("#text").inner_text() == ""
         finally:
             browser.close()
+
+
+def test_an_upload_that_stalls_is_408_within_the_request_timeout(trained_run, captcha_dir):
+    """A client that stops sending mid-body must not hold its connection open for ever."""
+    for url in running(["serve", str(trained_run / "model.pt"), "--request-timeout", "2"]):
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(
+                b"POST /v1/recognize HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                b"Content-Length: 1000\r\n\r\n\x89PNG"
+            )
+            answer = conn.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 408") and "did not arrive within 2 s" in answer
+        assert time.monotonic() - start < 6
+        image = sorted(captcha_dir.glob("*.png"))[0].read_bytes()  # and the next client is served
+        request = urllib.request.Request(url + "v1/recognize", image, {"Content-Type": "image/png"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert "text" in json.loads(response.read())

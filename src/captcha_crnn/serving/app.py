@@ -18,7 +18,8 @@ import contextlib
 import gc
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -66,11 +67,28 @@ class BodyTooLarge(Exception):
     pass
 
 
-class BodyLimitMiddleware:
-    """413 for a body over the limit: from Content-Length at once, or while a chunked body streams in."""
+class BodyTimeout(Exception):
+    pass
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+
+if sys.version_info >= (3, 11):
+
+    async def _within(awaitable: Awaitable[Message], seconds: float) -> Message:
+        """`await awaitable`, TimeoutError after `seconds`; in the caller's task, where wait_for adds one
+        (and with it a turn of the event loop, which reorders requests that arrive together)."""
+        async with asyncio.timeout(seconds):
+            return await awaitable
+else:
+    _within = asyncio.wait_for
+
+
+class BodyLimitMiddleware:
+    """413 for a body over the limit: from Content-Length at once, or while a chunked body streams in.
+    408 for a body that has not fully arrived `timeout` seconds after the request: a client that stalls
+    mid-upload would otherwise hold its connection, and its buffer, for ever (uvicorn has no such limit)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 30.0) -> None:
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,16 +96,24 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(send)
+            await self._refuse(send, 413, f"request body is larger than {self.max_bytes} bytes")
             return
         seen = 0
         started = False
+        complete = False  # the whole body is in; later receives only wait for a disconnect
+        deadline = asyncio.get_running_loop().time() + self.timeout
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            if complete:
+                return await receive()
+            try:
+                message = await _within(receive(), deadline - asyncio.get_running_loop().time())
+            except asyncio.TimeoutError:  # TimeoutError from 3.11; a class of its own on 3.10
+                raise BodyTimeout from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if seen > self.max_bytes:
                     raise BodyTooLarge
             return message
@@ -101,12 +127,13 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._too_large(send)
+                await self._refuse(send, 413, f"request body is larger than {self.max_bytes} bytes")
+        except BodyTimeout:
+            if not started:
+                await self._refuse(send, 408, f"request body did not arrive within {self.timeout:g} s")
 
-    async def _too_large(self, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"request body is larger than {self.max_bytes} bytes"}, status_code=413
-        )
+    async def _refuse(self, send: Send, status: int, message: str) -> None:
+        response = JSONResponse({"detail": message}, status_code=status, headers={"Connection": "close"})
         await response({"type": "http"}, _no_receive, send)
 
 
@@ -209,7 +236,7 @@ def create_models_app(
     )
     app.state.batcher = registry.default.batcher  # the first model's
     app.state.models = registry
-    app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes, timeout=limits.request_timeout)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
