@@ -163,7 +163,7 @@ def test_openapi_shows_what_each_route_returns(client):
     assert "#/components/schemas/ModelInfo" in returns("/v1/model", "get", "200")
     assert "#/components/schemas/Health" in returns("/healthz", "get", "200")
     assert "#/components/schemas/Health" in returns("/healthz", "get", "503")
-    for status in ("400", "413", "415", "422", "500", "503", "504"):
+    for status in ("400", "408", "413", "415", "422", "500", "503", "504"):
         assert "#/components/schemas/Error" in returns("/v1/recognize", "post", status)
         assert "#/components/schemas/Error" in returns("/v1/recognize/batch", "post", status)
     schemas = spec["components"]["schemas"]

@@ -283,13 +283,13 @@ def create_models_app(
     one_image = {
         "response_model": Recognition,
         "response_model_exclude_unset": True,  # answer fields only when solving (--solve or ?solve=)
-        "responses": error_responses(400, 413, 415, 422, 500, 503, 504),
+        "responses": error_responses(400, 408, 413, 415, 422, 500, 503, 504),
         "openapi_extra": {"requestBody": IMAGE_BODY},
     }
     many_images = {
         "response_model": list[BatchItem],
         "response_model_exclude_unset": True,
-        "responses": error_responses(400, 413, 415, 422, 500, 503, 504),
+        "responses": error_responses(400, 408, 413, 415, 422, 500, 503, 504),
         "openapi_extra": {"requestBody": BATCH_BODY},
     }
 
@@ -310,7 +310,7 @@ def create_models_app(
 
     @app.post(
         "/v1/models/{name}/recognize",
-        **{**one_image, "responses": error_responses(400, 404, 413, 415, 422, 500, 503, 504)},
+        **{**one_image, "responses": error_responses(400, 404, 408, 413, 415, 422, 500, 503, 504)},
     )
     async def recognize_with(
         name: str, request: Request, charset: Charset = None, solve: Solve = None, length: ReadLength = None
@@ -320,7 +320,7 @@ def create_models_app(
 
     @app.post(
         "/v1/models/{name}/recognize/batch",
-        **{**many_images, "responses": error_responses(400, 404, 413, 415, 422, 500, 503, 504)},
+        **{**many_images, "responses": error_responses(400, 404, 408, 413, 415, 422, 500, 503, 504)},
     )
     async def recognize_batch_with(
         name: str, request: Request, charset: Charset = None, solve: Solve = None, length: ReadLength = None

@@ -79,6 +79,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
 ERROR_MEANINGS = {
     400: "malformed request (wrong number of files, bad multipart data)",
     404: "no model of that name (the message lists the names)",
+    408: "the request body did not all arrive within the request timeout",
     413: "request body, or number of images, over the limit",
     415: "not an image, or not a format the service reads",
     422: "a damaged image, one over the pixel limit, or a bad query parameter (charset, solve)",
