@@ -149,3 +149,30 @@ def test_an_upload_that_stalls_is_408_within_the_request_timeout(trained_run, ca
         request = urllib.request.Request(url + "v1/recognize", image, {"Content-Type": "image/png"})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert "text" in json.loads(response.read())
+
+
+def test_page_file_chooser_is_reachable_by_keyboard_and_a_failed_reading_can_be_retried(server, captcha_dir):
+    image = sorted(captcha_dir.glob("*.png"))[5]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(server)
+            expect, error = sync_api.expect, page.locator("#error")
+            expect(page.locator("#model")).to_contain_text("0123456789")
+            for _ in range(8):  # models, options, ... : the file chooser is in the tab order
+                page.keyboard.press("Tab")
+                if page.evaluate("document.activeElement.id") == "file":
+                    break
+            assert page.evaluate("document.activeElement.id") == "file"
+            page.route(  # a proxy in front answers with its own HTML error page
+                "**/recognize*", lambda route: route.fulfill(status=502, body="<html>Bad Gateway</html>")
+            )
+            page.set_input_files("#file", str(image))
+            expect(error).to_have_text("the server answered 502 Bad Gateway")
+            page.unroute("**/recognize*")
+            page.set_input_files("#file", str(image))  # the same file again: read again
+            expect(page.locator("#confidence")).to_contain_text("confidence", timeout=20_000)
+            expect(error).to_have_text("")
+        finally:
+            browser.close()

@@ -16,6 +16,9 @@ PAGE = """<!doctype html>
   #drop { display: block; margin: 1em 0; border: 2px dashed #999; border-radius: 8px; padding: 2em;
           text-align: center; cursor: pointer; }
   #drop.over { border-color: #2a7d2a; background: #f3fbf3; }
+  #drop:focus-within { outline: 3px solid #2a7d2a; }
+  /* out of sight but in the tab order: keyboard users choose a file with Tab, then Enter or Space */
+  .unseen { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
   #preview { max-width: 100%; image-rendering: pixelated; margin: 1em 0; display: none; min-height: 2em; }
   #text { font: 2.2em ui-monospace, monospace; letter-spacing: 0.1em; }
   #answer { font: 1.6em ui-monospace, monospace; }
@@ -34,13 +37,13 @@ PAGE = """<!doctype html>
 keeps readings to it. Empty: the model's own.</p>
 </details>
 <label id="drop" for="file">Drop an image here, or click to choose one
-  <input id="file" type="file" accept="image/*" hidden></label>
+  <input id="file" type="file" accept="image/*" class="unseen"></label>
 <img id="preview" alt="the chosen image">
 <div id="result" aria-live="polite">
   <div id="text"></div>
   <div id="answer"></div>
   <div id="confidence" class="muted"></div>
-  <div id="error"></div>
+  <div id="error" role="alert"></div>
 </div>
 <p class="muted">API: <code>POST /v1/recognize</code> (one image), <code>POST /v1/recognize/batch</code>,
 <code>GET /v1/model</code>, <code>GET /v1/models</code>, <code>POST /v1/models/{name}/recognize</code>,
@@ -48,7 +51,7 @@ keeps readings to it. Empty: the model's own.</p>
 <script>
 const $ = (id) => document.getElementById(id);
 const models = {};  // name -> summary from GET /v1/models
-let lastFile = null;
+let lastFile = null, previewUrl = null;
 const READING = ["charset", "length", "solve"];  // the reading options: the API's query parameters
 
 function showModel() {
@@ -70,19 +73,25 @@ async function recognize(file) {
   lastFile = file;
   for (const id of ["text", "answer", "confidence", "error"]) $(id).textContent = "";
   const preview = $("preview");
-  preview.src = URL.createObjectURL(file);
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  preview.src = previewUrl = URL.createObjectURL(file);
   preview.style.display = "block";
   const body = new FormData();
   body.append("file", file, file.name);
   $("confidence").textContent = "reading...";
   const query = new URLSearchParams();
   for (const id of READING) if ($(id).value.trim()) query.set(id, $(id).value.trim());
-  const url = `v1/models/${encodeURIComponent($("models").value)}/recognize?${query}`;
+  const name = $("models").value;  // none when the model list could not be fetched: the default model
+  const url = (name ? `v1/models/${encodeURIComponent(name)}/recognize` : "v1/recognize") + `?${query}`;
   try {
     const response = await fetch(url, { method: "POST", body });
-    const data = await response.json();
+    const data = await response.json().catch(() => ({}));  // a proxy's error page is not JSON
     if (ticket !== latest) return;
-    if (!response.ok) { $("confidence").textContent = ""; $("error").textContent = data.detail; return; }
+    if (!response.ok) {
+      $("confidence").textContent = "";
+      $("error").textContent = data.detail || `the server answered ${response.status} ${response.statusText}`;
+      return;
+    }
     $("text").textContent = data.text || "(nothing read)";
     if ("answer" in data) {
       $("answer").textContent = data.answer === null ? `no answer: ${data.answer_error}` : `= ${data.answer}`;
@@ -91,13 +100,17 @@ async function recognize(file) {
       `confidence ${(100 * data.confidence).toFixed(1)}%, ${data.elapsed_ms.toFixed(1)} ms`;
   } catch (err) {
     if (ticket !== latest) return;
-    $("confidence").textContent = ""; $("error").textContent = `request failed: ${err}`;
+    $("confidence").textContent = "";
+    $("error").textContent = "the server cannot be reached; is it still running? Choose the image again to retry.";
   }
 }
 for (const id of READING) {
   $(id).addEventListener("change", () => { if (lastFile) recognize(lastFile); });
 }
-$("file").addEventListener("change", (e) => { if (e.target.files.length) recognize(e.target.files[0]); });
+$("file").addEventListener("change", (e) => {
+  if (e.target.files.length) recognize(e.target.files[0]);
+  e.target.value = "";  // so that choosing the same file again (a retry) is a change too
+});
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
