@@ -179,6 +179,22 @@ def test_accepted_suggestions_are_counted(folder, reading_model):
     finish(bench)
 
 
+def test_a_label_is_compared_with_the_suggestion_the_user_saw(folder, reading_model):
+    """A retrain may change the model's reading while an image is on screen: Enter accepts what was shown."""
+    bench = open_bench(folder, model=reading_model, order="name")
+    with TestClient(create_label_app(bench)) as client:
+        item = client.get("/api/next").json()
+        shown = "1" if item["suggestion"] != "1" else "2"  # what an older model read
+        saved = client.post("/api/label", json={"file": item["file"], "label": shown, "suggestion": shown})
+        assert saved.json()["accepted"] is True
+        other = client.get("/api/next").json()  # without one: the model's current reading
+        plain = client.post("/api/label", json={"file": other["file"], "label": shown})
+        assert plain.json()["accepted"] is (shown == other["suggestion"])
+    rows = read_rows(folder / "labels.csv", folder)[0]
+    assert rows[item["file"]].suggestion == shown and rows[other["file"]].suggestion == other["suggestion"]
+    finish(bench)
+
+
 def test_review_flags_disagreements_and_is_read_only(folder, reading_model):
     bench = open_bench(folder, model=reading_model, order="name")
     files = bench.queue()[:3]

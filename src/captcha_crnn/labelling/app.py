@@ -32,6 +32,12 @@ log = logging.getLogger("captcha_crnn")
 class LabelRequest(BaseModel):
     file: str = Field(description="path of the image, relative to the folder")
     label: str = Field(max_length=256)
+    suggestion: str | None = Field(
+        None,
+        max_length=256,
+        description="the reading the page showed, stored with the label (a retrain may have changed the "
+        "model's since); omitted: the model's current one",
+    )
 
 
 class FileRequest(BaseModel):
@@ -143,7 +149,7 @@ def create_label_app(
         if review:
             return _error(403, "review mode is read-only; run without --review to change labels")
         try:
-            row = bench.label(body.file, body.label)
+            row = bench.label(body.file, body.label, body.suggestion)
         except KeyError:
             return missing(body.file)
         except LabelError as exc:

@@ -103,7 +103,8 @@ async function save(unreadable) {
   if (!current) return;
   const file = current.file, label = $("label").value.trim();
   if (!unreadable && !label) { $("error").textContent = "type the text, or Ctrl+U if it cannot be read"; return; }
-  const r = unreadable ? await api("api/unreadable", {file}) : await api("api/label", {file, label});
+  const suggestion = current.suggestion ?? "";  // as shown: a retrain may have changed the model's since
+  const r = unreadable ? await api("api/unreadable", {file}) : await api("api/label", {file, label, suggestion});
   if (!r.ok) { $("label").classList.add("bad"); $("error").textContent = r.data.detail || "not saved"; return; }
   history.push(file);
   await next();

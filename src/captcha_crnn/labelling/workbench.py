@@ -235,8 +235,9 @@ class Workbench:
 
     # ------------------------------------------------------------------ saving
 
-    def label(self, rel: str, text: str) -> Row:
-        """Save `text` as the label of `rel`; LabelError when the charset refuses it."""
+    def label(self, rel: str, text: str, shown: str | None = None) -> Row:
+        """Save `text` as the label of `rel`, beside the suggestion `shown` to the user (None: the current
+        one); LabelError when the charset refuses it."""
         self._check_file(rel)
         text = text.strip()
         if not text:
@@ -247,7 +248,8 @@ class Workbench:
         if bad:
             allowed = f" (the charset in use is {self.charset!r})" if self.charset else ""
             raise LabelError(f"the label {text!r} has characters outside the charset: {bad!r}{allowed}")
-        return self._save(rel, Row(text, LABELLED, self.suggestion(rel).text or ""))
+        suggestion = self.suggestion(rel).text if shown is None else shown
+        return self._save(rel, Row(text, LABELLED, suggestion or ""))
 
     def unreadable(self, rel: str) -> Row:
         """Mark `rel` as unreadable: it stays out of training (an empty label `train` skips)."""
