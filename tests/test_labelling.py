@@ -309,3 +309,43 @@ def test_symlinks_to_files_outside_the_folder_are_not_served(folder, captcha_dir
     with TestClient(create_label_app(bench)) as client:
         assert client.get("/api/image", params={"file": "outside.png"}).content == secret.read_bytes()
     finish(bench)
+
+
+@pytest.fixture
+def hung_training(tmp_path, monkeypatch):
+    """Retrains whose `train` child never finishes (a stand-in interpreter that only sleeps)."""
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr("captcha_crnn.labelling.retrain.sys.executable", str(fake))
+    labelled = [(f"{i}.png", "1234") for i in range(25)]
+    return Retrainer(tmp_path, tmp_path / "runs"), labelled
+
+
+def wait_finished(retrainer, seconds=15.0):
+    stop = time.monotonic() + seconds
+    while retrainer.running:
+        assert time.monotonic() < stop, "the retrain job is still running"
+        time.sleep(0.05)
+    return retrainer.job
+
+
+def test_a_hung_retrain_is_stopped_after_its_time_and_the_next_may_start(hung_training, monkeypatch):
+    retrainer, labelled = hung_training
+    monkeypatch.setattr("captcha_crnn.labelling.retrain.GRACE_SECONDS", 1.0)
+    retrainer.start(labelled, None, minutes=0.01)
+    job = wait_finished(retrainer)
+    assert job.state == "failed" and "did not finish within 2 s and was stopped" in job.message
+    assert retrainer.start(labelled, None, minutes=0.01).state == "running"  # not refused as "running"
+
+
+def test_stopping_the_workbench_ends_a_running_retrain(hung_training):
+    retrainer, labelled = hung_training
+    retrainer.start(labelled, None)  # 5 minutes, plus the grace
+    deadline = time.monotonic() + 10
+    while retrainer._proc is None:  # the child has been started
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    retrainer.stop()
+    assert wait_finished(retrainer, 5.0).state == "failed"
+    assert retrainer._proc.poll() is not None

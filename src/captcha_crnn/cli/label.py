@@ -103,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
         finally:
+            if retrainer is not None:
+                retrainer.stop()
             bench.stop()
     finally:
         store.close()

@@ -23,6 +23,9 @@ from captcha_crnn.errors import CaptchaCrnnError, one_line
 log = logging.getLogger("captcha_crnn")
 MIN_LABELS = 20  # fewer leave no validation images worth the name
 MAX_MINUTES = 5.0
+# Beyond --max-time, what a child may take to start and to write its model; past that it is stopped as
+# hung, so that a job cannot stay "running" (refusing every new retrain) for ever.
+GRACE_SECONDS = 120.0
 
 
 @dataclass
@@ -45,6 +48,8 @@ class Retrainer:
         self.job = JobState()
         self.count = 0
         self._lock = threading.Lock()
+        self._proc: subprocess.Popen[str] | None = None
+        self._stopping = False
 
     @property
     def running(self) -> bool:
@@ -71,8 +76,16 @@ class Retrainer:
                 "--max-time", str(minutes), "--init", init or "none",
             ]  # fmt: skip
             self.job = JobState("running", len(labelled), time.time())
-            threading.Thread(target=self._run, args=(cmd, run / "run"), daemon=True).start()
+            deadline = minutes * 60 + GRACE_SECONDS
+            threading.Thread(target=self._run, args=(cmd, run / "run", deadline), daemon=True).start()
             return self.job
+
+    def stop(self) -> None:
+        """End a running child with the workbench: it must not train on, orphaned, after the page is gone."""
+        with self._lock:
+            self._stopping = True
+            if self._proc is not None and self._proc.poll() is None:
+                self._proc.terminate()
 
     def _new_folder(self) -> Path:
         """runs/retrain-N with the first free N: an earlier session's models (which may be making the
@@ -87,11 +100,24 @@ class Retrainer:
             except FileExistsError:
                 continue
 
-    def _run(self, cmd: list[str], out: Path) -> None:
+    def _run(self, cmd: list[str], out: Path, deadline: float) -> None:
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            with self._lock:
+                if self._stopping:
+                    raise CaptchaCrnnError("the workbench stopped before training began")
+                proc = self._proc = subprocess.Popen(
+                    cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                )
+            try:
+                stdout, stderr = proc.communicate(timeout=deadline)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise CaptchaCrnnError(
+                    f"training did not finish within {deadline:.0f} s and was stopped"
+                ) from None
             if proc.returncode != 0:
-                lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
+                lines = (stderr or stdout).strip().splitlines() or ["no output"]
                 raise CaptchaCrnnError(f"training failed: {one_line(lines[-1], 200)}")
             accuracy = kept_val_accuracy(out)
             if self.on_done is not None:
