@@ -161,6 +161,23 @@ def test_if_the_loop_dies_healthz_says_so_and_requests_fail_fast(model):
     assert model.passes == [1]
 
 
+def test_healthz_says_so_while_a_pass_runs_past_the_request_timeout(model):
+    async def steps(client):
+        stuck = await blocked_pass(model, client, b"1")
+        healthy = await client.get("/healthz")
+        await asyncio.sleep(0.4)
+        hung = await client.get("/healthz")
+        model.gate.set()
+        await stuck
+        await until(lambda: app.state.batcher.pass_started is None)
+        return healthy, hung, await client.get("/healthz")
+
+    app = make_app(model, request_timeout=0.3)
+    healthy, hung, recovered = scenario(app, steps)
+    assert healthy.status_code == 200 and recovered.status_code == 200
+    assert hung.status_code == 503 and "the model may be hung" in hung.json()["detail"]
+
+
 def test_without_a_running_loop_requests_fail_fast(model):
     """The app used without its lifespan (so no consumer task): 503 at once, not a wait forever."""
 

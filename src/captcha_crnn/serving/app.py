@@ -332,12 +332,13 @@ def create_models_app(
         "/healthz",
         response_model=Health,
         response_model_exclude_none=True,
-        responses={503: {"model": Health, "description": "the inference loop has stopped"}},
+        responses={503: {"model": Health, "description": "the inference loop has stopped, or hangs"}},
     )
     async def healthz() -> Health | JSONResponse:
-        """ok while every model's inference loop runs; 503 with the reason once one has stopped."""
+        """ok while every model's inference loop runs; 503 with the reason once one has stopped, or
+        while a pass has run past the request timeout."""
         for served in registry:
-            if problem := served.batcher.problem:
+            if problem := served.batcher.problem or served.batcher.stalled:
                 detail = problem if len(registry.by_name) == 1 else f"model {served.name}: {problem}"
                 return JSONResponse(Health(status="unavailable", detail=detail).model_dump(), status_code=503)
         return Health(status="ok")

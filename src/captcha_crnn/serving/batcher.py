@@ -88,6 +88,7 @@ class MicroBatcher:
         self.waiting: deque[Job] = deque()
         self.queued = 0  # images in `waiting`
         self.in_hand: list[Job] = []  # taken from the queue, not yet answered
+        self.pass_started: float | None = None  # time.monotonic() when the running pass began
         self.task: asyncio.Task | None = None
         self.failure: str | None = None
         self._wakeup = asyncio.Event()  # made again in start(): an Event belongs to one event loop
@@ -97,7 +98,7 @@ class MicroBatcher:
     def start(self) -> None:
         """Start the consumer on the running event loop (a fresh one each time the app starts)."""
         self.waiting.clear()
-        self.queued, self.in_hand, self.failure = 0, [], None
+        self.queued, self.in_hand, self.failure, self.pass_started = 0, [], None, None
         self._wakeup = asyncio.Event()
         self.task = asyncio.create_task(self.run(), name="captcha-crnn micro-batcher")
         self.task.add_done_callback(self._stopped)
@@ -116,6 +117,18 @@ class MicroBatcher:
         if self.task.done():
             return self.failure or "the inference loop has stopped"
         return None
+
+    @property
+    def stalled(self) -> str | None:
+        """Why the loop, though running, answers nothing: a pass that has outlived the request timeout
+        (a hung model call). For /healthz, so that a supervisor restarts the service; requests still
+        queue, and time out with 504, since the pass may yet end."""
+        if self.pass_started is None:
+            return None
+        seconds = time.monotonic() - self.pass_started
+        if seconds <= self.limits.request_timeout:
+            return None
+        return f"a forward pass has run for {seconds:.0f} s, past the request timeout; the model may be hung"
 
     def _stopped(self, task: asyncio.Task) -> None:
         """The loop only ends on shutdown or a bug: fail everything still waiting rather than leave it."""
@@ -175,12 +188,13 @@ class MicroBatcher:
         """Supervised: an exception answers the jobs in hand with 500 and the loop goes on."""
         while True:
             self.in_hand = await self._take()
+            self.pass_started = time.monotonic()
             try:
                 outcomes = await anyio.to_thread.run_sync(self._process, self.in_hand)
                 self._deliver(self.in_hand, outcomes)
             except Exception as exc:
                 self._answer(self.in_hand, internal_error(exc, "answering requests"))
-            self.in_hand = []
+            self.in_hand, self.pass_started = [], None
 
     async def _take(self) -> list[Job]:
         """Wait for work, then take queued jobs in order while their images fit in one forward pass
