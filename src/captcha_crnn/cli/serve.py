@@ -9,7 +9,9 @@ from pathlib import Path
 
 from captcha_crnn.arithmetic import SOLVERS
 from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.serving.limits import ServeLimits
 
+LIMITS = ServeLimits()  # the defaults, one source for the options and the service
 RELOAD_EVERY_S = 2.0  # how often --reload checks the model files
 
 
@@ -53,25 +55,30 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers", type=int, default=1, help="worker processes, each with its own model (default: 1)"
     )
-    p.add_argument("--max-body-mb", type=float, default=2.0, help="largest request body in MB (default: 2)")
+    mb = LIMITS.max_body_bytes / 2**20
+    p.add_argument(
+        "--max-body-mb", type=float, default=mb, help=f"largest request body in MB (default: {mb:g})"
+    )
     p.add_argument(
         "--max-pixels",
         type=int,
-        default=4096 * 4096,
-        help="largest image in pixels, a decompression-bomb guard (default: 16777216)",
+        default=LIMITS.max_pixels,
+        help=f"largest image in pixels, a decompression-bomb guard (default: {LIMITS.max_pixels})",
     )
     p.add_argument(
         "--max-queue",
         type=int,
-        default=512,
-        help="images waiting for the model, per worker; more get 503 with Retry-After (default: 512)",
+        default=LIMITS.max_queue,
+        help="images waiting for the model, per worker; more get 503 with Retry-After "
+        f"(default: {LIMITS.max_queue})",
     )
     p.add_argument(
         "--request-timeout",
         type=float,
-        default=30.0,
+        default=LIMITS.request_timeout,
         metavar="SECONDS",
-        help="a request not answered in this time gets 504 (default: 30)",
+        help="a request not answered in this time gets 504, a body not all sent in this time 408 "
+        f"(default: {LIMITS.request_timeout:g})",
     )
     p.add_argument(
         "--threads",

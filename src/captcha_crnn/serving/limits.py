@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 @dataclass(frozen=True)
 class ServeLimits:
     max_body_bytes: int = 2 * 1024 * 1024
-    max_pixels: int = 4096 * 4096
+    max_pixels: int = 4096 * 4096  # as images.DEFAULT_MAX_PIXELS, which this module must not import
     max_batch: int = 64  # images in one /batch request
     max_queue_batch: int = 64  # images in one forward pass across concurrent requests
     max_queue: int = 512  # images waiting for the model; more get 503 + Retry-After
