@@ -193,6 +193,19 @@ def test_val_dir_is_used_for_validation(tmp_path, captcha_dir, stem_dir):
     assert load_model(run / "model.pt").meta["checkpoint"] == "best.ckpt"
 
 
+def test_a_character_only_the_validation_labels_have_is_in_the_charset(tmp_path, stem_dir):
+    """Learned from every label, not the training split's alone (which refused the validation image)."""
+    train_dir, val_dir = tmp_path / "train", tmp_path / "val"
+    train_dir.mkdir()
+    val_dir.mkdir()
+    for src in sorted(stem_dir.glob("*.png")):
+        (val_dir if "9" in src.stem else train_dir).joinpath(src.name).write_bytes(src.read_bytes())
+    run = tmp_path / "run"
+    args = ["-q", "train", str(train_dir), "--val-dir", str(val_dir), "--out", str(run), "--max-epochs", "1"]
+    assert main([*args, "--no-progress"]) == 0
+    assert "9" in json.loads((run / "run.json").read_text())["charset"]
+
+
 def test_few_validation_images_keep_the_last_weights(trained_run):
     """A fine-tuning run on 5 validation images runs the fixed schedule: model.pt holds its last
     (moving-average) weights."""

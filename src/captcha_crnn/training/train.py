@@ -480,7 +480,9 @@ def _load_data(
         if opts.charset:
             charset = _fold(opts.charset) if opts.ignore_case else opts.charset
         else:
-            labels = [img.item.label for img in train_images] + ([style.charset] if style else [])
+            # the validation labels too: a character that only they have must still be readable
+            seen = [*train_images, *val_images]
+            labels = [img.item.label for img in seen] + ([style.charset] if style else [])
             charset = CTCTokenizer.from_labels(labels).charset
         sizes = [img.size for img in train_images]
         lengths = [len(img.item.label) for img in train_images]
