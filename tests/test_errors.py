@@ -242,10 +242,17 @@ def test_checkpoints_that_are_not_ours_are_one_line(tmp_path, capsys, trained_ru
         (["train", "DATA", "--rounds", "0"], "--rounds must be at least 1, got 0"),
         (["evaluate", "m.pt", "DATA", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
         (["predict", "m.pt", "DATA", "--batch-size", "-1"], "--batch-size must be at least 1, got -1"),
+        (["train", "DATA", "--seed", "-1"], "--seed must be from 0 to 4294967295, got -1"),
+        (["train", "DATA", "--height", "0"], "--height must be at least 16 pixels, got 0"),
+        (["train", "DATA", "--min-width", "200", "--max-width", "100"], "--min-width 200 is more than"),
+        (["train", "DATA", "--charset", ""], "--charset is empty"),
+        (["demo", "--out", "r", "--test-count", "0"], "--test-count must be at least 1, got 0"),
+        (["demo", "--out", "r", "--train-count", "5"], "--train-count must be at least 20, got 5"),
+        (["demo", "--out", "r", "--max-time", "-1"], "--max-time must be positive, got -1.0"),
     ],
 )
 def test_numbers_out_of_range_are_one_line_before_any_work(tmp_path, capsys, args, expected):
-    args = [str(tmp_path / a) if a in ("DATA", "m.pt") else a for a in args]
+    args = [str(tmp_path / a) if a in ("DATA", "m.pt", "r") else a for a in args]
     if args[0] == "train":
         args += ["--out", str(tmp_path / "r")]
     code, err = run_cli(capsys, *args)
@@ -259,3 +266,34 @@ def test_a_run_folder_given_as_model_names_its_model(tmp_path, capsys, trained_r
         code, err = run_cli(capsys, *args)
         line = one_line_error(err)
         assert code == 2 and "a folder, not a model file" in line and str(trained_run / "model.pt") in line
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["train", "DATA", "--out", "afile"], "afile: exists and is not a folder"),
+        (["train", "DATA", "--out", "afile/run"], "run: cannot be made, "),
+        (["evaluate", "MODEL", "DATA", "--report", "afile/report"], "report: cannot be made, "),
+        (["generate", "afile/more", "--count", "2"], "more: cannot be made, "),
+        (["demo", "--out", "afile"], "afile: exists and is not a folder"),
+        (["preview", "DATA", "--out", "grid.txt"], "grid.txt: --out must end in .png"),
+        (["preview", "DATA", "--out", "old"], "old.png: already exists"),  # matplotlib would add .png
+    ],
+)
+def test_outputs_that_cannot_be_written_are_one_line_before_any_work(
+    tmp_path, capsys, captcha_dir, trained_run, args, expected
+):
+    (tmp_path / "afile").write_text("keep me")
+    (tmp_path / "old.png").write_text("keep me too")
+    paths = {"DATA": str(captcha_dir), "MODEL": str(trained_run / "model.pt")}
+    ours = ("afile", "old", "grid.txt")  # output paths, made in tmp_path
+
+    def where(arg: str) -> str:
+        return paths.get(arg) or (str(tmp_path / arg) if arg.split("/")[0] in ours else arg)
+
+    args = [where(a) for a in args]
+    code, err = run_cli(capsys, *args)
+    assert code == 2 and expected in one_line_error(err)
+    assert (tmp_path / "afile").read_text() == "keep me" and (
+        tmp_path / "old.png"
+    ).read_text() == "keep me too"

@@ -1,10 +1,13 @@
-"""Writing a text file so that a crash never leaves half of it."""
+"""Writing files safely: a text file that a crash never leaves half of, and output folders checked
+before any work is done."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 from pathlib import Path
+
+from captcha_crnn.errors import CaptchaCrnnError, one_line
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -26,3 +29,20 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def check_writable_folder(folder: Path) -> None:
+    """CaptchaCrnnError, with one line, when `folder` is not a folder or could not be made: checked before
+    the work whose results go there, not after it (nothing is created here)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CaptchaCrnnError(f"{one_line(folder)}: exists and is not a folder")
+    parent = folder
+    while not parent.exists():  # the nearest part of the path that exists must be a writable folder
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CaptchaCrnnError(f"{one_line(folder)}: cannot be made, {one_line(parent)} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CaptchaCrnnError(
+            f"{one_line(folder)}: cannot be written ({one_line(parent)}: permission denied)"
+        )

@@ -7,17 +7,24 @@ from datetime import datetime
 from pathlib import Path
 
 from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.files import check_writable_folder
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from captcha_crnn.cli.common import print_metrics
+    from captcha_crnn.cli.common import check_numbers, print_metrics
     from captcha_crnn.data.labels import collect
     from captcha_crnn.data.synthetic import generate
     from captcha_crnn.inference.evaluate import evaluate
     from captcha_crnn.inference.recognizer import Recognizer
     from captcha_crnn.training.train import TrainOptions, train
 
+    check_numbers(args, at_least_1=("test_count",), positive=("max_time",))
+    if args.train_count < 20:  # a tenth of them validates: fewer leave too few to stop on
+        raise CaptchaCrnnError(f"--train-count must be at least 20, got {args.train_count}")
+    if not 0 <= args.seed < 2**32 - 1:
+        raise CaptchaCrnnError(f"--seed must be from 0 to {2**32 - 2}, got {args.seed}")
     out = args.out or Path("runs") / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
+    check_writable_folder(out)
     if out.exists() and any(out.iterdir()):
         raise CaptchaCrnnError(f"{out}: exists and is not empty; choose another --out")
     train_dir, test_dir = out / "data" / "train", out / "data" / "test"

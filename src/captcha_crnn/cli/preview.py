@@ -7,6 +7,9 @@ from pathlib import Path
 
 from captcha_crnn.cli.common import add_label_options
 from captcha_crnn.errors import CaptchaCrnnError, refuse_existing
+from captcha_crnn.files import check_writable_folder
+
+PICTURE_FORMATS = (".png", ".jpg", ".jpeg", ".svg", ".pdf")  # what matplotlib writes, by the file's suffix
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -35,13 +38,20 @@ def add(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from captcha_crnn.data.labels import collect
 
-    refuse_existing(args.out, args.force, "pass --force to replace it or another --out")
+    out = args.out if args.out.suffix else args.out.with_suffix(".png")  # the file matplotlib writes
+    if out.suffix.lower() not in PICTURE_FORMATS:
+        raise CaptchaCrnnError(f"{out}: --out must end in {', '.join(PICTURE_FORMATS)}")
+    if out.is_dir():
+        raise CaptchaCrnnError(f"{out}: is a folder; --out is the picture's file name")
+    refuse_existing(out, args.force, "pass --force to replace it or another --out")
+    check_writable_folder(out.parent)
     if args.count < 1:
         raise CaptchaCrnnError(f"--count must be at least 1, got {args.count}")
     items = collect(args.data, args.labels, args.label_pattern, args.recursive)
     from captcha_crnn.reporting.preview import preview
 
-    summary = preview(items, args.out, args.count, args.seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    summary = preview(items, out, args.count, args.seed)
     print("\n".join(summary.lines()))
-    print(f"grid:          {args.out}")
+    print(f"grid:          {out}")
     return 0

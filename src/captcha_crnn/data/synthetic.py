@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from captcha_crnn.errors import CaptchaCrnnError, one_line
+from captcha_crnn.files import check_writable_folder
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -312,6 +313,7 @@ def _check_out(out: Path, force: bool) -> list[str]:
     where = one_line(out)
     try:
         if not out.exists():
+            check_writable_folder(out)
             return []
         if not out.is_dir():
             raise CaptchaCrnnError(f"{where}: not a folder; generate writes a folder of images")

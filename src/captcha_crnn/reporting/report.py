@@ -10,6 +10,7 @@ from pathlib import Path
 
 from captcha_crnn.data.images import open_image
 from captcha_crnn.errors import CaptchaCrnnError, ImageError
+from captcha_crnn.files import check_writable_folder
 from captcha_crnn.inference.evaluate import Evaluation
 from captcha_crnn.reporting.analysis import confusions, per_char_accuracy, show_char
 from captcha_crnn.reporting.plots import Tile, char_accuracy_chart, confusion_chart, display_image, image_grid
@@ -34,6 +35,7 @@ def prepare_report_dir(out: Path) -> Path:
     clash = [name for name in REPORT_FILES if (out / name).exists()]
     if clash:
         raise CaptchaCrnnError(f"{out}: already holds a report ({', '.join(clash)}); choose another folder")
+    check_writable_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
 

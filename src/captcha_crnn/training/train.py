@@ -27,6 +27,7 @@ from captcha_crnn.data.labels import LabelledImage, collect, split_validation
 from captcha_crnn.data.synthetic import DIGITS, Renderer, Style
 from captcha_crnn.data.tokenizer import CTCTokenizer
 from captcha_crnn.errors import CaptchaCrnnError, LabelError
+from captcha_crnn.files import check_writable_folder
 from captcha_crnn.model.crnn import PRESETS, WIDTH_STRIDE, config_from_preset
 from captcha_crnn.options import FIXED_LR, PLATEAU_LR, SMALL_VALIDATION, TrainOptions
 
@@ -112,7 +113,9 @@ def _resumed(opts: TrainOptions, run: Path) -> tuple[TrainOptions, dict[str, Any
 
 
 def _existing_run(run: Path, opts: TrainOptions) -> list[str]:
-    """The run files already in `run`; an error unless --force (checked first, before reading data)."""
+    """The run files already in `run`; an error unless --force (checked first, before reading data), and
+    an error when the folder could not be made."""
+    check_writable_folder(run)
     existing = [name for name in RUN_FILES if (run / name).exists()]
     if existing and not opts.force:
         raise CaptchaCrnnError(
@@ -218,6 +221,17 @@ def _validate(opts: TrainOptions) -> None:
         raise CaptchaCrnnError(f"--schedule must be plateau or fixed, got {opts.schedule!r}")
     if opts.synthetic and not 0 < opts.mix <= 1:
         raise CaptchaCrnnError(f"--mix must be in (0, 1], the share of generated images; got {opts.mix}")
+    # Checked here, before --force clears a run folder: numpy refuses such a seed only once training starts.
+    if not 0 <= opts.seed < 2**32:
+        raise CaptchaCrnnError(f"--seed must be from 0 to {2**32 - 1}, got {opts.seed}")
+    for name in ("height", "min_width", "max_width"):
+        value = getattr(opts, name)
+        if value is not None and value < 16:
+            raise CaptchaCrnnError(f"--{name.replace('_', '-')} must be at least 16 pixels, got {value}")
+    if opts.min_width and opts.max_width and opts.min_width > opts.max_width:
+        raise CaptchaCrnnError(f"--min-width {opts.min_width} is more than --max-width {opts.max_width}")
+    if opts.charset is not None and not opts.charset:
+        raise CaptchaCrnnError("--charset is empty; leave it out to learn the characters from the labels")
 
 
 @dataclass
