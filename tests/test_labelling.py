@@ -125,6 +125,15 @@ def test_a_label_the_file_could_not_take_is_not_counted_as_saved(folder, monkeyp
     finish(bench)
 
 
+def test_a_labels_file_listing_an_image_twice_is_refused_not_rewritten(folder):
+    name = sorted(p.name for p in folder.glob("*.png"))[0]
+    text = f"file,label\n{name},1234\n{name},9999\n"
+    (folder / "labels.csv").write_text(text)
+    with pytest.raises(CaptchaCrnnError, match=f"row 2: {name} is listed again, as '9999'"):
+        LabelStore(folder / "labels.csv", folder).open()
+    assert (folder / "labels.csv").read_text() == text
+
+
 def test_rows_for_missing_files_are_kept_and_reported(folder):
     (folder / "labels.csv").write_text("file,label\ngone.png,9999\n")
     bench = open_bench(folder, order="name")

@@ -128,8 +128,8 @@ class Retrainer:
             self.job.state = "done"
         except Exception as exc:  # the page shows it; the workbench keeps the model it had
             self.job.message = one_line(exc, 300)
-            self.job.state = "failed"
             log.warning("retrain failed: %s", self.job.message)
+            self.job.state = "failed"  # last: whoever waits on the state sees a finished job
         finally:
             self.job.finished = time.time()
 

@@ -126,7 +126,13 @@ def read_rows(path: Path, root: Path) -> tuple[dict[str, Row], str]:
             raise CaptchaCrnnError(f"{where}: row {n}: expected 'file,label', got {one_line(fields, 80)}")
         cell = dict(zip(columns, (f.strip() for f in fields)))
         rel = _relative_path(cell["file"], f"{where}: row {n}", root)
-        rows[rel] = Row(cell["label"], cell.get("status") or LABELLED, cell.get("suggestion", ""))
+        row = Row(cell["label"], cell.get("status") or LABELLED, cell.get("suggestion", ""))
+        if rel in rows and rows[rel] != row:  # the first save would keep one of them, silently
+            raise CaptchaCrnnError(
+                f"{where}: row {n}: {rel} is listed again, as {row.label!r} where an earlier row has "
+                f"{rows[rel].label!r}; keep one of the rows"
+            )
+        rows[rel] = row
     return rows, delimiter
 
 
