@@ -346,6 +346,7 @@ def test_a_hung_retrain_is_stopped_after_its_time_and_the_next_may_start(hung_tr
     job = wait_finished(retrainer)
     assert job.state == "failed" and "did not finish within 2 s and was stopped" in job.message
     assert retrainer.start(labelled, None, minutes=0.01).state == "running"  # not refused as "running"
+    wait_finished(retrainer)  # not left to end, and log, after the test
 
 
 def test_stopping_the_workbench_ends_a_running_retrain(hung_training):
