@@ -246,6 +246,10 @@ def test_checkpoints_that_are_not_ours_are_one_line(tmp_path, capsys, trained_ru
         (["train", "DATA", "--height", "0"], "--height must be at least 16 pixels, got 0"),
         (["train", "DATA", "--min-width", "200", "--max-width", "100"], "--min-width 200 is more than"),
         (["train", "DATA", "--charset", ""], "--charset is empty"),
+        (["serve", "m.pt", "--port", "70000"], "--port must be from 0 to 65535, got 70000"),
+        (["label", "DATA", "--port", "-1"], "--port must be from 0 to 65535, got -1"),
+        (["serve", "m.pt", "--max-body-mb", "0"], "--max-body-mb must be positive, got 0.0"),
+        (["serve", "m.pt", "--max-pixels", "0"], "--max-pixels must be at least 1, got 0"),
         (["demo", "--out", "r", "--test-count", "0"], "--test-count must be at least 1, got 0"),
         (["demo", "--out", "r", "--train-count", "5"], "--train-count must be at least 20, got 5"),
         (["demo", "--out", "r", "--max-time", "-1"], "--max-time must be positive, got -1.0"),
@@ -297,3 +301,19 @@ def test_outputs_that_cannot_be_written_are_one_line_before_any_work(
     assert (tmp_path / "afile").read_text() == "keep me" and (
         tmp_path / "old.png"
     ).read_text() == "keep me too"
+
+
+@pytest.mark.parametrize("command", ["serve", "label"])
+def test_a_port_in_use_is_one_line_before_anything_starts(
+    tmp_path, capsys, captcha_dir, trained_run, command
+):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        target = str(trained_run / "model.pt") if command == "serve" else str(captcha_dir)
+        code, err = run_cli(capsys, command, target, "--port", port)
+    assert code == 2 and f"--port {port}: cannot listen" in one_line_error(err)
+    assert "serving" not in err and "labelling" not in err  # no banner for a server that never ran

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.errors import CaptchaCrnnError, one_line
 
 log = logging.getLogger("captcha_crnn")
 
@@ -113,3 +113,21 @@ def print_metrics(metrics: dict, title: str) -> None:
     print(title)
     for name, value in rows:
         print(f"  {name:<22}{value:>10}")
+
+
+def check_address(host: str, port: int) -> None:
+    """A one-line error, before any banner or model load, for a port out of range or an address that
+    cannot be listened on (in use, no such host); uvicorn would print its own error and exit 3."""
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise CaptchaCrnnError(f"--port must be from 0 to 65535, got {port}")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        raise CaptchaCrnnError(
+            f"--host {host} --port {port}: cannot listen ({one_line(exc.strerror or exc)})"
+        ) from None

@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from captcha_crnn.cli.common import check_address
     from captcha_crnn.data.labels import find_images
     from captcha_crnn.inference.recognizer import Recognizer
     from captcha_crnn.labelling.app import create_label_app
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.retrain_every < 0:
         raise CaptchaCrnnError(f"--retrain-every must be 0 or more, got {args.retrain_every}")
+    check_address(args.host, args.port)
     root = args.folder
     if not root.is_dir():
         raise CaptchaCrnnError(f"{one_line(root)}: not a folder of images")

@@ -93,11 +93,14 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from captcha_crnn.cli.common import check_address, check_numbers
     from captcha_crnn.inference.backends import TorchBackend
     from captcha_crnn.inference.recognizer import Recognizer
     from captcha_crnn.serving.models import model_sources
     from captcha_crnn.serving.threads import threads_per_worker
 
+    check_numbers(args, at_least_1=("max_pixels",), positive=("max_body_mb",))
+    check_address(args.host, args.port)
     sources = model_sources(args.models, args.name)
     # a bad MODEL is one clear line here, not a traceback in each worker
     loaded = [Recognizer.load(path) for _, path in sources]
