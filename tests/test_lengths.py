@@ -44,6 +44,13 @@ def test_best_path_within_matches_every_path_tried(seed):
     assert score == pytest.approx(sum(log_probs[t, c] for t, c in enumerate(path)))
 
 
+def test_a_length_beyond_the_frames_costs_nothing():
+    """A client's length=10**12 once allocated a table that long: no path reads more than its frames."""
+    log_probs = np.log(np.random.default_rng(0).dirichlet(np.ones(3), size=5))
+    assert best_path_within(log_probs, 1, 10**12)[1] == pytest.approx(best_path_within(log_probs, 1, 5)[1])
+    assert best_path_within(log_probs, 6, 10**12) is None
+
+
 def scores(rows: list[list[float]]) -> np.ndarray:
     """Per-frame probabilities (blank, "1", "2") as log-probabilities."""
     p = np.array(rows, dtype=np.float64)

@@ -141,6 +141,9 @@ def best_path_within(log_probs: np.ndarray, lo: int, hi: int) -> tuple[np.ndarra
     the best path of the right length is the reading a person would choose among the model's options.
     """
     frames, classes = log_probs.shape
+    if lo > frames:
+        return None
+    hi = min(hi, frames)  # no path reads more characters than it has frames (a huge --length costs nothing)
     rows = np.arange(hi + 1)
     score = np.full((hi + 1, classes), -np.inf)
     score[0, BLANK] = log_probs[0, BLANK]
