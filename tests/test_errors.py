@@ -250,6 +250,7 @@ def test_checkpoints_that_are_not_ours_are_one_line(tmp_path, capsys, trained_ru
         (["label", "DATA", "--port", "-1"], "--port must be from 0 to 65535, got -1"),
         (["serve", "m.pt", "--max-body-mb", "0"], "--max-body-mb must be positive, got 0.0"),
         (["serve", "m.pt", "--max-pixels", "0"], "--max-pixels must be at least 1, got 0"),
+        (["generate", "r", "--count", "1", "--size", "100000x100000"], "--size must be from 16x16 to 4096"),
         (["demo", "--out", "r", "--test-count", "0"], "--test-count must be at least 1, got 0"),
         (["demo", "--out", "r", "--train-count", "5"], "--train-count must be at least 20, got 5"),
         (["demo", "--out", "r", "--max-time", "-1"], "--max-time must be positive, got -1.0"),
@@ -281,6 +282,7 @@ def test_a_run_folder_given_as_model_names_its_model(tmp_path, capsys, trained_r
         (["generate", "afile/more", "--count", "2"], "more: cannot be made, "),
         (["demo", "--out", "afile"], "afile: exists and is not a folder"),
         (["preview", "DATA", "--out", "grid.txt"], "grid.txt: --out must end in .png"),
+        (["train", "afile", "--out", "old"], "afile: not a folder; DATA is a folder of labelled images"),
         (["preview", "DATA", "--out", "old"], "old.png: already exists"),  # matplotlib would add .png
     ],
 )

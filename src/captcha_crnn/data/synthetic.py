@@ -36,6 +36,7 @@ log = logging.getLogger("captcha_crnn")
 
 DIGITS = "0123456789"
 KINDS = ("text", "arithmetic")
+MAX_SIDE = 4096  # pixels a side: images beyond it are over the default pixel limit that train skips
 SAFE_NAME = re.compile(r"^[A-Za-z0-9]+$")
 
 
@@ -78,6 +79,10 @@ class Style:
             raise CaptchaCrnnError(f"label length must be 1 or more, low <= high, got {self.length}")
         if not 16 <= self.width[0] <= self.width[1] or self.height < 16:
             raise CaptchaCrnnError(f"image size must be at least 16x16, got {self.width} x {self.height}")
+        if self.width[1] > MAX_SIDE or self.height > MAX_SIDE:  # a typo must not fill the memory
+            raise CaptchaCrnnError(
+                f"image size must be at most {MAX_SIDE}x{MAX_SIDE}, got {self.width} x {self.height}"
+            )
         if not 0 <= self.noise_lines[0] <= self.noise_lines[1]:
             raise CaptchaCrnnError(f"--noise-lines must be 0 or more, low <= high, got {self.noise_lines}")
         if self.recipe not in (None, "general"):
@@ -257,8 +262,10 @@ def parse_size(text: str) -> tuple[tuple[int, int], int]:
         width, height = parse_range(w, "--size width"), int(h)
     except (ValueError, CaptchaCrnnError):
         raise CaptchaCrnnError(f"--size must look like 160x60 or 200-550x80, got {text!r}") from None
-    if not sep or width[0] < 16 or height < 16:
-        raise CaptchaCrnnError(f"--size must be at least 16x16 and look like 160x60, got {text!r}")
+    if not sep or width[0] < 16 or height < 16 or width[1] > MAX_SIDE or height > MAX_SIDE:
+        raise CaptchaCrnnError(
+            f"--size must be from 16x16 to {MAX_SIDE}x{MAX_SIDE} and look like 160x60, got {text!r}"
+        )
     return width, height
 
 
