@@ -208,10 +208,14 @@ def add(sub: argparse._SubParsersAction) -> None:
         "--workers", type=int, metavar="N", help="DataLoader worker processes (default: automatic)"
     )
     g = p.add_argument_group(
-        "hardware", "Multi-process runs use Lightning's DDP; see README 'Distributed training'."
+        "hardware",
+        "Multi-process runs use Lightning's DDP; see the README's 'Large data, generated data, several "
+        "machines'.",
     )
     g.add_argument(
-        "--accelerator", default=D.accelerator, help=f"cpu, gpu, mps or auto (default: {D.accelerator})"
+        "--accelerator",
+        default=D.accelerator,
+        help=f"{', '.join(ACCELERATORS)}; auto: a GPU when there is one (default: {D.accelerator})",
     )
     g.add_argument(
         "--devices",
