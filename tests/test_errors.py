@@ -283,6 +283,9 @@ def test_a_run_folder_given_as_model_names_its_model(tmp_path, capsys, trained_r
         (["demo", "--out", "afile"], "afile: exists and is not a folder"),
         (["preview", "DATA", "--out", "grid.txt"], "grid.txt: --out must end in .png"),
         (["train", "afile", "--out", "old"], "afile: not a folder; DATA is a folder of labelled images"),
+        (["train", "DATA", "--out", "DATA"], "--out is among the images of"),
+        (["train", "DATA", "--out", "DATA/run", "--recursive"], "--out is among the images of"),
+        (["evaluate", "MODEL", "DATA", "--report", "DATA"], "--report is among the images of"),
         (["preview", "DATA", "--out", "old"], "old.png: already exists"),  # matplotlib would add .png
     ],
 )
@@ -291,7 +294,9 @@ def test_outputs_that_cannot_be_written_are_one_line_before_any_work(
 ):
     (tmp_path / "afile").write_text("keep me")
     (tmp_path / "old.png").write_text("keep me too")
-    paths = {"DATA": str(captcha_dir), "MODEL": str(trained_run / "model.pt")}
+    data = tmp_path / "data"
+    shutil.copytree(captcha_dir, data)
+    paths = {"DATA": str(data), "DATA/run": str(data / "run"), "MODEL": str(trained_run / "model.pt")}
     ours = ("afile", "old", "grid.txt")  # output paths, made in tmp_path
 
     def where(arg: str) -> str:
@@ -300,6 +305,7 @@ def test_outputs_that_cannot_be_written_are_one_line_before_any_work(
     args = [where(a) for a in args]
     code, err = run_cli(capsys, *args)
     assert code == 2 and expected in one_line_error(err)
+    assert sorted(p.name for p in data.iterdir()) == sorted(p.name for p in captcha_dir.iterdir())
     assert (tmp_path / "afile").read_text() == "keep me" and (
         tmp_path / "old.png"
     ).read_text() == "keep me too"

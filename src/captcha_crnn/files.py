@@ -46,3 +46,14 @@ def check_writable_folder(folder: Path) -> None:
         raise CaptchaCrnnError(
             f"{one_line(folder)}: cannot be written ({one_line(parent)}: permission denied)"
         )
+
+
+def check_apart(out: Path, data: Path, recursive: bool, option: str) -> None:
+    """An error when `out` would put files among DATA's images (its own folder, or a subfolder that
+    --recursive reads): a picture written there is read as a labelled image next time."""
+    out, data = Path(out).resolve(), Path(data).resolve()
+    if out == data or (recursive and data in out.parents):
+        raise CaptchaCrnnError(
+            f"{one_line(out)}: {option} is among the images of {one_line(data)}, whose next reading would "
+            f"take its pictures for labelled images; choose a folder outside it"
+        )

@@ -27,7 +27,7 @@ from captcha_crnn.data.labels import LabelledImage, collect, split_validation
 from captcha_crnn.data.synthetic import DIGITS, Renderer, Style
 from captcha_crnn.data.tokenizer import CTCTokenizer
 from captcha_crnn.errors import CaptchaCrnnError, LabelError, one_line
-from captcha_crnn.files import check_writable_folder
+from captcha_crnn.files import check_apart, check_writable_folder
 from captcha_crnn.model.crnn import PRESETS, WIDTH_STRIDE, config_from_preset
 from captcha_crnn.options import FIXED_LR, PLATEAU_LR, SMALL_VALIDATION, TrainOptions
 
@@ -215,6 +215,8 @@ def _validate(opts: TrainOptions) -> None:
         raise CaptchaCrnnError(f"unknown --preset {opts.preset!r}; choose from {', '.join(PRESETS)}")
     if opts.data is None and opts.synthetic <= 0:
         raise CaptchaCrnnError("give a DATA folder, or --synthetic N to train on generated captchas")
+    if opts.data is not None and opts.out is not None:
+        check_apart(opts.out, opts.data, opts.recursive, "--out")
     for option, folder in (("DATA", opts.data), ("--val-dir", opts.val_dir)):
         if folder is not None and Path(folder).is_file():  # one image is no training set
             raise CaptchaCrnnError(
