@@ -5,6 +5,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -284,3 +285,17 @@ def test_mixed_image_sizes_train_without_size_flags(tmp_path):
     assert rec.preprocess(wide).shape[:2] == (32, wide_width)
     preds = rec.predict([narrow, wide])
     assert len(preds) == 2 and all(0.0 <= p.confidence <= 1.0 for p in preds)
+
+
+def test_predict_prints_one_line_per_image_whatever_its_name(tmp_path, trained_run, captcha_dir, capsys):
+    source = sorted(captcha_dir.glob("*.png"))[0].read_bytes()
+    for name in ("plain.png", "two\nlines.png", "tab\there.png"):
+        (tmp_path / name).write_bytes(source)
+    assert main(["-q", "predict", str(trained_run / "model.pt"), str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(line.count("\t") == 2 for line in lines)
+    assert sorted(Path(line.split("\t")[0]).name for line in lines) == [
+        "plain.png",
+        "tab\\there.png",
+        "two\\nlines.png",
+    ]

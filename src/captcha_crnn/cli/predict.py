@@ -64,10 +64,18 @@ def run(args: argparse.Namespace) -> int:
         pred = recognizer.decode(log_probs, args.charset, args.solve, args.length)
         if args.json:
             print(json.dumps({"file": str(path), **pred.to_dict()}))
-        elif args.solve:
+            continue
+        name = _tsv_field(str(path))
+        if args.solve:
             shown = "?" if pred.answer is None else pred.answer
-            print(f"{path}\t{pred.text}\t{pred.confidence:.4f}\t{shown}")
+            print(f"{name}\t{pred.text}\t{pred.confidence:.4f}\t{shown}")
         else:
-            print(f"{path}\t{pred.text}\t{pred.confidence:.4f}")
+            print(f"{name}\t{pred.text}\t{pred.confidence:.4f}")
     warn_skipped(skipped)
     return 0
+
+
+def _tsv_field(text: str) -> str:
+    """A file name as one TSV field: a tab, newline or backslash in it is escaped (as in
+    PostgreSQL's text format), so a line is always one image."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
