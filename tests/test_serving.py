@@ -83,6 +83,20 @@ def test_batch_answers_in_order(client, recognizer, images):
     ]
 
 
+def test_a_batch_over_the_pixel_budget_is_413_before_any_image_is_decoded(recognizer, trained_run, images):
+    """Decoding runs on the batching thread: one request of many huge blank images must not hold it."""
+    limits = ServeLimits(max_pixels=1_000_000, max_batch_pixels=2_000_000)
+    with TestClient(create_app(recognizer, str(trained_run / "model.pt"), limits)) as c:
+        blank = png_bytes(Image.new("L", (1000, 1000), 255))  # 1 MP each, a few kB
+        files = [("files", (f"{i}.png", blank, "image/png")) for i in range(3)]
+        response = c.post("/v1/recognize/batch", files=files)
+        assert response.status_code == 413
+        assert "3000000 pixels together, over the 2000000" in response.json()["detail"]
+        assert c.post("/v1/recognize/batch", files=files[:2]).status_code == 200  # at the budget
+        assert c.get("/v1/model").json()["limits"]["max_batch_pixels"] == 2_000_000
+        assert_still_serving(c, images[0])
+
+
 def test_body_over_the_limit_is_413(client, images):
     big = b"\0" * (2 * 1024 * 1024 + 1)
     response = client.post("/v1/recognize", content=big)

@@ -116,6 +116,18 @@ def open_image(
         return _decode(fh, name, limit, formats)
 
 
+def header_pixels(data: bytes) -> int:
+    """Width x height from an encoded image's header, without decoding it; 0 when there is none to
+    read (what is wrong with such a file is said when it is decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                return img.width * img.height
+    except Exception:  # any failure here is reported by the real decode
+        return 0
+
+
 def _decode(stream: Any, name: str, max_pixels: int, formats: tuple[str, ...] | None) -> Image.Image:
     allowed = _default_formats() if formats is None else formats
     try:

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from captcha_crnn import __version__
 from captcha_crnn.arithmetic import SOLVERS, check_solver
+from captcha_crnn.data.images import header_pixels
 from captcha_crnn.errors import CaptchaCrnnError
 from captcha_crnn.inference.recognizer import Recognizer
 from captcha_crnn.serving.batcher import ApiError, MicroBatcher, Model
@@ -277,6 +278,13 @@ def create_models_app(
         files = await uploads(request, max_files=limits.max_batch, too_many=too_many, max_fields=fields)
         if not files:
             raise ApiError(400, "no image files in the request")
+        pixels = sum(header_pixels(data) for _, data in files)
+        if pixels > limits.max_batch_pixels:
+            raise ApiError(
+                413,
+                f"the images hold {pixels} pixels together, over the {limits.max_batch_pixels} one batch "
+                "may hold; send them in smaller batches",
+            )
         results = await served.batcher.submit(files, charset, solve, length)
         return [{"file": name, **r} for (name, _), r in zip(files, results)]
 
@@ -459,6 +467,7 @@ def _model_info(served: ServedModel, limits: ServeLimits, solve: str | None) -> 
             max_body_bytes=limits.max_body_bytes,
             max_pixels=limits.max_pixels,
             max_batch=limits.max_batch,
+            max_batch_pixels=limits.max_batch_pixels,
             max_queue=limits.max_queue,
             request_timeout_s=limits.request_timeout,
         ),

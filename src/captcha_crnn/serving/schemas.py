@@ -37,6 +37,7 @@ class ModelLimits(BaseModel):
     max_body_bytes: int
     max_pixels: int
     max_batch: int = Field(description="most images in one /v1/recognize/batch request")
+    max_batch_pixels: int = Field(description="most pixels of one batch request's images together")
     max_queue: int = Field(description="most images waiting for the model before requests get 503")
     request_timeout_s: float = Field(description="a request still waiting after this long gets 504")
 
