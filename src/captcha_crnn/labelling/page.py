@@ -173,6 +173,7 @@ async function pollJob() {
   const text = {idle: "", unavailable: "retraining unavailable", running: `training on ${job.labels} labels...`,
                 done: `retrained on ${job.labels} labels: ${job.message}`, failed: `retrain failed: ${job.message}`};
   $("job").textContent = text[job.state] ?? job.state;
+  $("retrain").disabled = job.state === "running" || job.state === "unavailable";
 }
 $("retrain").addEventListener("click", async () => {
   const r = await api("api/retrain", {});
