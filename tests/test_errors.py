@@ -325,3 +325,17 @@ def test_a_port_in_use_is_one_line_before_anything_starts(
         code, err = run_cli(capsys, command, target, "--port", port)
     assert code == 2 and f"--port {port}: cannot listen" in one_line_error(err)
     assert "serving" not in err and "labelling" not in err  # no banner for a server that never ran
+
+
+def test_a_model_file_of_a_newer_format_or_a_mismatched_input_says_so(tmp_path, capsys, trained_run):
+    import torch
+
+    raw = torch.load(trained_run / "model.pt", weights_only=True)
+    cases = {
+        "newer.pt": ({**raw, "format": "captcha-crnn/9"}, "format 'captcha-crnn/9', which this version"),
+        "no-policy.pt": ({**raw, "input_policy": {}}, "damaged captcha-crnn model file (input of 1 channel"),
+    }
+    for name, (payload, expected) in cases.items():
+        torch.save(payload, tmp_path / name)
+        code, err = run_cli(capsys, "predict", str(tmp_path / name), str(tmp_path / name))
+        assert code == 2 and expected in one_line_error(err)

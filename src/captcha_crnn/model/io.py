@@ -94,6 +94,11 @@ def load_model(path: str | Path) -> ModelBundle:
         # The weights' moving average when training kept one (what validation measured), else the weights.
         prefix = "ema_model." if any(k.startswith("ema_model.") for k in raw["state_dict"]) else "model."
         state = {k.removeprefix(prefix): v for k, v in raw["state_dict"].items() if k.startswith(prefix)}
+    elif str(raw.get("format", "")).startswith("captcha-crnn/"):
+        raise ModelFileError(
+            f"{path}: a captcha-crnn model of format {raw['format']!r}, which this version ({FORMAT!r}) "
+            "cannot read; upgrade captcha-crnn"
+        )
     else:
         raise ModelFileError(f"{path}: not a captcha-crnn model file (no model format marker)")
     try:
@@ -105,6 +110,11 @@ def load_model(path: str | Path) -> ModelBundle:
             raise ValueError(f"the charset {charset!r} repeats a character")
         if len(charset) + 1 != model.config.num_classes:
             raise ValueError(f"{len(charset)} charset characters for {model.config.num_classes - 1} outputs")
+        if (policy.channels, policy.height) != (model.config.in_channels, model.config.height):
+            raise ValueError(
+                f"input of {policy.channels} channel(s) at height {policy.height} for a network that takes "
+                f"{model.config.in_channels} at height {model.config.height}"
+            )
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelFileError(
             f"{path}: damaged captcha-crnn model file ({str(exc).splitlines()[0][:160]})"
