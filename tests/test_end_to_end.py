@@ -139,6 +139,9 @@ def test_resume_uses_the_recorded_split_and_refuses_a_conflicting_one(tmp_path, 
     assert main([*args, "--max-epochs", "2", "--resume", "--seed", "6"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [f"error: {run}: was trained with --seed 5; resume without --seed 6"]
+    other = [a if a != str(captcha_dir) else str(tmp_path) for a in args]  # another DATA folder
+    assert main([*other, "--max-epochs", "2", "--resume"]) == 2
+    assert f"was trained on {captcha_dir}; resume it with that DATA folder" in capsys.readouterr().err
     assert main([*args, "--max-epochs", "2", "--resume"]) == 0  # the recorded seed and split
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert [r["val_images"] for r in rows] == ["12", "12"]  # 25% of 48, both epochs

@@ -99,6 +99,15 @@ def _resumed(opts: TrainOptions, run: Path) -> tuple[TrainOptions, dict[str, Any
     except (OSError, ValueError, KeyError, TypeError):
         raise CaptchaCrnnError(f"{record_path}: missing or damaged, so the run cannot be resumed") from None
     load_model(last)  # refuses a damaged or tampered file with a one-line error before Lightning reads it
+    was_data = recorded.get("data")
+    if (
+        opts.data
+        and was_data
+        and Path(was_data).is_dir()
+        and Path(opts.data).resolve() != Path(was_data).resolve()
+    ):
+        # (a folder that has since moved is not checked: its new place is the user's to give)
+        raise CaptchaCrnnError(f"{run}: was trained on {one_line(was_data)}; resume it with that DATA folder")
     defaults = TrainOptions(data=None)
     restored = {}
     for name in RECORDED:
