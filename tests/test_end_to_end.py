@@ -142,6 +142,11 @@ def test_resume_uses_the_recorded_split_and_refuses_a_conflicting_one(tmp_path, 
     other = [a if a != str(captcha_dir) else str(tmp_path) for a in args]  # another DATA folder
     assert main([*other, "--max-epochs", "2", "--resume"]) == 2
     assert f"was trained on {captcha_dir}; resume it with that DATA folder" in capsys.readouterr().err
+    record = json.loads((run / "run.json").read_text())
+    del record["options"]["schedule"]  # as a run recorded before schedules existed
+    (run / "run.json").write_text(json.dumps(record))
+    assert main([*args, "--max-epochs", "2", "--resume", "--schedule", "fixed"]) == 2
+    assert "before --schedule existed, on the plateau schedule" in capsys.readouterr().err
     assert main([*args, "--max-epochs", "2", "--resume"]) == 0  # the recorded seed and split
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert [r["val_images"] for r in rows] == ["12", "12"]  # 25% of 48, both epochs

@@ -110,6 +110,10 @@ def _resumed(opts: TrainOptions, run: Path) -> tuple[TrainOptions, dict[str, Any
         raise CaptchaCrnnError(f"{run}: was trained on {one_line(was_data)}; resume it with that DATA folder")
     defaults = TrainOptions(data=None)
     restored = {}
+    if "schedule" not in recorded and opts.schedule not in (None, "plateau"):
+        raise CaptchaCrnnError(
+            f"{run}: was trained before --schedule existed, on the plateau schedule, which a resume keeps"
+        )
     for name in RECORDED:
         if name not in recorded:
             continue
