@@ -339,3 +339,17 @@ def test_a_model_file_of_a_newer_format_or_a_mismatched_input_says_so(tmp_path, 
         torch.save(payload, tmp_path / name)
         code, err = run_cli(capsys, "predict", str(tmp_path / name), str(tmp_path / name))
         assert code == 2 and expected in one_line_error(err)
+
+
+def test_a_folder_of_only_unreadable_images_names_one_of_them(tmp_path, capsys, trained_run):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("1234.png", "5678.png"):
+        (data / name).write_bytes(b"not a png")
+    code, err = run_cli(capsys, "train", str(data), "--out", str(tmp_path / "r"))
+    assert code == 2 and "could be read; the first unreadable one: " in one_line_error(err)
+    assert str(data / "1234.png") in err or str(data / "5678.png") in err
+    code, err = run_cli(capsys, "evaluate", str(trained_run / "model.pt"), str(data))
+    line = one_line_error(err)
+    assert code == 2 and "no readable labelled images to evaluate; the first unreadable one: " in line
+    assert str(data) in line

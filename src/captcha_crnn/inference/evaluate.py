@@ -143,7 +143,8 @@ def evaluate(
         records.append(record)
     warn_skipped(bad)
     if not records:
-        raise CaptchaCrnnError("no readable labelled images to evaluate")
+        first = f"; the first unreadable one: {bad[0]}" if bad else ""
+        raise CaptchaCrnnError(f"no readable labelled images to evaluate{first}")
     errors = [r for r in records if r["prediction"] != r["label"]]
     cer = character_error_rate([r["label"] for r in records], [r["prediction"] for r in records])
     answered = sum(r["answer"] == r["true_answer"] for r in records) if solve is not None else None

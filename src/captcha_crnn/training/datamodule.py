@@ -63,7 +63,8 @@ def scan(items: Sequence[LabelledImage], what: str, lazy: bool) -> list[ScannedI
             bad.append(str(exc))
     warn_skipped(bad, what)
     if not scanned:
-        raise CaptchaCrnnError(f"none of the {len(items)} {what} images could be read")
+        first = f"; the first unreadable one: {bad[0]}" if bad else ""
+        raise CaptchaCrnnError(f"none of the {len(items)} {what} images could be read{first}")
     return scanned
 
 
