@@ -251,6 +251,8 @@ def test_checkpoints_that_are_not_ours_are_one_line(tmp_path, capsys, trained_ru
         (["serve", "m.pt", "--max-body-mb", "0"], "--max-body-mb must be positive, got 0.0"),
         (["serve", "m.pt", "--max-pixels", "0"], "--max-pixels must be at least 1, got 0"),
         (["generate", "r", "--count", "1", "--size", "100000x100000"], "--size must be from 16x16 to 4096"),
+        (["generate", "r", "--count", "1", "--charset", ""], "--charset is empty"),
+        (["label", "DATA", "--charset", ""], "--charset is empty"),
         (["demo", "--out", "r", "--test-count", "0"], "--test-count must be at least 1, got 0"),
         (["demo", "--out", "r", "--train-count", "5"], "--train-count must be at least 20, got 5"),
         (["demo", "--out", "r", "--max-time", "-1"], "--max-time must be positive, got -1.0"),

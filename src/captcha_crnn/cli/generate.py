@@ -65,6 +65,8 @@ def style_from_args(args: argparse.Namespace) -> Style:
                 f"{' and '.join(given)}: not for --kind arithmetic, whose expressions have their own "
                 "characters and lengths"
             )
+    if args.charset == "":
+        raise CaptchaCrnnError("--charset is empty; leave it out for digits")
     width, height = parse_size(args.size)
     return Style(
         charset=args.charset or DIGITS,

@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if args.retrain_every < 0:
         raise CaptchaCrnnError(f"--retrain-every must be 0 or more, got {args.retrain_every}")
     check_address(args.host, args.port)
+    if args.charset == "":
+        raise CaptchaCrnnError("--charset is empty; leave it out to accept any character")
     root = args.folder
     if not root.is_dir():
         raise CaptchaCrnnError(f"{one_line(root)}: not a folder of images")
