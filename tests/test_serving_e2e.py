@@ -1,5 +1,6 @@
 """The real server on a loopback port, its page driven in headless Chromium with Playwright."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -30,6 +31,17 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@contextlib.contextmanager
+def browser_page():
+    """A page in a fresh headless Chromium (a fresh profile per launch), closed afterwards."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
 
 
 def free_port() -> int:
@@ -72,64 +84,54 @@ def server(trained_run):
 def test_page_shows_the_latest_reading_when_answers_arrive_out_of_order(server, captcha_dir):
     """A reading asked for before the options last changed, answered after the newer one, is not shown."""
     image = sorted(captcha_dir.glob("*.png"))[5]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            page = browser.new_page()
-            # the reading asked for before the length was given reaches the page 1.5 s late
-            page.add_init_script(
-                """const plain = window.fetch;
-                window.fetch = async (url, options) => {
-                  const response = await plain(url, options);
-                  if (String(url).includes("recognize") && !String(url).includes("length="))
-                    await new Promise((done) => setTimeout(done, 1500));
-                  return response;
-                };"""
-            )
-            page.goto(server)
-            sync_api.expect(page.locator("#model")).to_contain_text("0123456789")
-            page.locator("summary").click()
-            page.fill("#charset", "7")
-            page.set_input_files("#file", str(image))  # asked for with charset 7 only: late
-            page.fill("#length", "2")
-            page.locator("#length").dispatch_event("change")  # asked for second, answered first
-            sync_api.expect(page.locator("#text")).to_have_text("77", timeout=20_000)
-            page.wait_for_timeout(2500)  # the late answer has come by now
-            assert page.locator("#text").inner_text() == "77"
-        finally:
-            browser.close()
+    with browser_page() as page:
+        # the reading asked for before the length was given reaches the page 1.5 s late
+        page.add_init_script(
+            """const plain = window.fetch;
+            window.fetch = async (url, options) => {
+              const response = await plain(url, options);
+              if (String(url).includes("recognize") && !String(url).includes("length="))
+                await new Promise((done) => setTimeout(done, 1500));
+              return response;
+            };"""
+        )
+        page.goto(server)
+        sync_api.expect(page.locator("#model")).to_contain_text("0123456789")
+        page.locator("summary").click()
+        page.fill("#charset", "7")
+        page.set_input_files("#file", str(image))  # asked for with charset 7 only: late
+        page.fill("#length", "2")
+        page.locator("#length").dispatch_event("change")  # asked for second, answered first
+        sync_api.expect(page.locator("#text")).to_have_text("77", timeout=20_000)
+        page.wait_for_timeout(2500)  # the late answer has come by now
+        assert page.locator("#text").inner_text() == "77"
 
 
 def test_page_reads_an_uploaded_captcha(server, trained_run, captcha_dir):
     image = sorted(captcha_dir.glob("*.png"))[5]
     expected = Recognizer.load(trained_run / "model.pt").predict(image)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)  # fresh profile per launch
-        try:
-            page = browser.new_page()
-            page.goto(server)
-            sync_api.expect(page.locator("#model")).to_contain_text("0123456789")
-            page.set_input_files("#file", str(image))
-            sync_api.expect(page.locator("#confidence")).to_contain_text("confidence", timeout=20_000)
-            shown = page.locator("#text").inner_text()
-            assert shown == (expected.text or "(nothing read)")
-            assert f"{100 * expected.confidence:.1f}%" in page.locator("#confidence").inner_text()
-            assert page.locator("#preview").is_visible()
-            assert page.locator("#error").inner_text() == ""
-            # The reading options go to the API: one allowed character, read at the labels' length (4)
-            page.locator("summary").click()
-            page.fill("#charset", "7")
-            page.locator("#charset").dispatch_event("change")
-            sync_api.expect(page.locator("#text")).to_have_text("7777", timeout=20_000)
-            page.fill("#length", "2")
-            page.locator("#length").dispatch_event("change")
-            sync_api.expect(page.locator("#text")).to_have_text("77", timeout=20_000)
-            page.fill("#length", "x")
-            page.locator("#length").dispatch_event("change")
-            sync_api.expect(page.locator("#error")).to_contain_text("length", timeout=20_000)
-            assert page.locator("#text").inner_text() == ""
-        finally:
-            browser.close()
+    with browser_page() as page:
+        page.goto(server)
+        sync_api.expect(page.locator("#model")).to_contain_text("0123456789")
+        page.set_input_files("#file", str(image))
+        sync_api.expect(page.locator("#confidence")).to_contain_text("confidence", timeout=20_000)
+        shown = page.locator("#text").inner_text()
+        assert shown == (expected.text or "(nothing read)")
+        assert f"{100 * expected.confidence:.1f}%" in page.locator("#confidence").inner_text()
+        assert page.locator("#preview").is_visible()
+        assert page.locator("#error").inner_text() == ""
+        # The reading options go to the API: one allowed character, read at the labels' length (4)
+        page.locator("summary").click()
+        page.fill("#charset", "7")
+        page.locator("#charset").dispatch_event("change")
+        sync_api.expect(page.locator("#text")).to_have_text("7777", timeout=20_000)
+        page.fill("#length", "2")
+        page.locator("#length").dispatch_event("change")
+        sync_api.expect(page.locator("#text")).to_have_text("77", timeout=20_000)
+        page.fill("#length", "x")
+        page.locator("#length").dispatch_event("change")
+        sync_api.expect(page.locator("#error")).to_contain_text("length", timeout=20_000)
+        assert page.locator("#text").inner_text() == ""
 
 
 def test_an_upload_that_stalls_is_408_within_the_request_timeout(trained_run, captcha_dir):
@@ -156,26 +158,21 @@ def test_an_upload_that_stalls_is_408_within_the_request_timeout(trained_run, ca
 
 def test_page_file_chooser_is_reachable_by_keyboard_and_a_failed_reading_can_be_retried(server, captcha_dir):
     image = sorted(captcha_dir.glob("*.png"))[5]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            page = browser.new_page()
-            page.goto(server)
-            expect, error = sync_api.expect, page.locator("#error")
-            expect(page.locator("#model")).to_contain_text("0123456789")
-            for _ in range(8):  # models, options, ... : the file chooser is in the tab order
-                page.keyboard.press("Tab")
-                if page.evaluate("document.activeElement.id") == "file":
-                    break
-            assert page.evaluate("document.activeElement.id") == "file"
-            page.route(  # a proxy in front answers with its own HTML error page
-                "**/recognize*", lambda route: route.fulfill(status=502, body="<html>Bad Gateway</html>")
-            )
-            page.set_input_files("#file", str(image))
-            expect(error).to_have_text("the server answered 502 Bad Gateway")
-            page.unroute("**/recognize*")
-            page.set_input_files("#file", str(image))  # the same file again: read again
-            expect(page.locator("#confidence")).to_contain_text("confidence", timeout=20_000)
-            expect(error).to_have_text("")
-        finally:
-            browser.close()
+    with browser_page() as page:
+        page.goto(server)
+        expect, error = sync_api.expect, page.locator("#error")
+        expect(page.locator("#model")).to_contain_text("0123456789")
+        for _ in range(8):  # models, options, ... : the file chooser is in the tab order
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "file":
+                break
+        assert page.evaluate("document.activeElement.id") == "file"
+        page.route(  # a proxy in front answers with its own HTML error page
+            "**/recognize*", lambda route: route.fulfill(status=502, body="<html>Bad Gateway</html>")
+        )
+        page.set_input_files("#file", str(image))
+        expect(error).to_have_text("the server answered 502 Bad Gateway")
+        page.unroute("**/recognize*")
+        page.set_input_files("#file", str(image))  # the same file again: read again
+        expect(page.locator("#confidence")).to_contain_text("confidence", timeout=20_000)
+        expect(error).to_have_text("")

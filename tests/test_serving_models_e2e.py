@@ -3,7 +3,7 @@ model select is filled from GET /v1/models, and choosing another model reads the
 
 import pytest
 from fixed_readers import image, reader
-from test_serving_e2e import CHROMIUM, FLAGS, running, sync_api
+from test_serving_e2e import browser_page, running, sync_api
 
 from captcha_crnn.arithmetic import CHARSET
 
@@ -20,21 +20,16 @@ def server(tmp_path):
 def test_page_reads_with_the_chosen_model_and_shows_the_answer(server):
     url, picture = server
     expect = sync_api.expect
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            expect(page.locator("#models option")).to_have_count(2)
-            expect(page.locator("#models")).to_have_value("digits")  # the default model comes first
-            expect(page.locator("#model")).to_contain_text("0123456789")
-            page.set_input_files("#file", str(picture))
-            expect(page.locator("#text")).to_have_text("12", timeout=20_000)
-            expect(page.locator("#answer")).to_contain_text("no answer: cannot solve '12'")
-            page.select_option("#models", "sums")  # the same image, read again by the other model
-            expect(page.locator("#text")).to_have_text("12×4=", timeout=20_000)
-            expect(page.locator("#answer")).to_have_text("= 48")
-            expect(page.locator("#model")).to_contain_text("sums.onnx")
-            assert page.locator("#error").inner_text() == ""
-        finally:
-            browser.close()
+    with browser_page() as page:
+        page.goto(url)
+        expect(page.locator("#models option")).to_have_count(2)
+        expect(page.locator("#models")).to_have_value("digits")  # the default model comes first
+        expect(page.locator("#model")).to_contain_text("0123456789")
+        page.set_input_files("#file", str(picture))
+        expect(page.locator("#text")).to_have_text("12", timeout=20_000)
+        expect(page.locator("#answer")).to_contain_text("no answer: cannot solve '12'")
+        page.select_option("#models", "sums")  # the same image, read again by the other model
+        expect(page.locator("#text")).to_have_text("12×4=", timeout=20_000)
+        expect(page.locator("#answer")).to_have_text("= 48")
+        expect(page.locator("#model")).to_contain_text("sums.onnx")
+        assert page.locator("#error").inner_text() == ""
