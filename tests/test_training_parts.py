@@ -144,3 +144,29 @@ def test_fixed_schedule_warms_up_then_falls_on_a_cosine_to_zero_and_ignores_plat
     trainer.global_step = 10
     system.on_train_batch_start(None, 0)
     assert optimiser.param_groups[0]["lr"] == 1e-3
+
+
+def test_width_buckets_cover_every_image_once_in_batches_of_similar_width():
+    from captcha_crnn.training.datamodule import WidthBuckets
+
+    widths = [32 + 4 * (i * 37 % 97) for i in range(1000)]
+    sampler = WidthBuckets(widths, batch_size=16, seed=3, pool=10)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 63
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    # Sorted within pools of 160: a batch spans a small part of the 32..416 range, a random one nearly all.
+    spans = sorted(max(widths[i] for i in b) - min(widths[i] for i in b) for b in batches)
+    assert spans[len(spans) // 2] <= 40
+    sampler.set_epoch(1)
+    assert list(sampler) != batches  # a new order each epoch
+    sampler.set_epoch(0)
+    assert list(sampler) == batches  # and the same order for the same epoch
+
+
+def test_width_buckets_split_batches_between_processes_evenly():
+    from captcha_crnn.training.datamodule import WidthBuckets
+
+    widths = list(range(100))
+    ranks = [list(WidthBuckets(widths, 8, seed=1, rank=r, world_size=2)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 6
+    assert not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}

@@ -115,6 +115,10 @@ class ImageSet(Dataset):
     def lazy(self) -> bool:
         return self.pixels is None
 
+    def widths(self) -> list[int] | None:
+        """Each image's input width, when the pixels are in memory (a lazy set's are not known)."""
+        return None if self.pixels is None else [p.shape[1] for p in self.pixels]
+
     def __len__(self) -> int:
         return len(self.paths)
 
@@ -197,6 +201,51 @@ def _share(total: int, shard: int, shards: int) -> int:
     return total // shards + (1 if shard < total % shards else 0)
 
 
+class WidthBuckets(Sampler[list[int]]):
+    """Training batches of images of similar width, for sets whose widths vary.
+
+    A batch is padded to its widest image, so a random batch of 84- to 412-pixel images spends most of
+    its convolutions on padding: on the general recipe, a training step reads ~3x more images per second
+    when each batch is cut from width-sorted images (docs/accuracy.md). Each epoch shuffles all images,
+    sorts each pool of `pool` batches' worth by width, cuts the pools into batches and shuffles the batches:
+    the usual bucketing of sequence models (fairseq, torchtext), random at the scale of an epoch. Process
+    `rank` of `world_size` takes every world_size-th batch, all processes the same number.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int],
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        pool: int = 50,
+    ) -> None:
+        self.widths, self.batch_size, self.seed = list(widths), batch_size, seed
+        self.rank, self.world_size, self.pool, self.epoch = rank, world_size, pool, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        rng = random.Random(shard_seed(self.seed, self.epoch, 0, 0))  # the same order in every process
+        order = list(range(len(self.widths)))
+        rng.shuffle(order)
+        span = self.batch_size * self.pool
+        batches = []
+        for start in range(0, len(order), span):
+            chunk = sorted(order[start : start + span], key=self.widths.__getitem__)
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches()[self.rank :: self.world_size][: len(self)])
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.widths) / self.batch_size) // self.world_size or 1
+
+
 class StridedSampler(Sampler[int]):
     """Validation across processes: rank r takes items r, r+W, r+2W... Unlike DistributedSampler it
     repeats no image to even out the ranks, so the reduced metrics count every image exactly once."""
@@ -268,6 +317,11 @@ class CaptchaDataModule(L.LightningDataModule):
             # Called again each epoch (reload_dataloaders_every_n_epochs=1), so the stream knows its epoch.
             self.train_set.epoch, self.train_set.rank, self.train_set.world_size = epoch, rank, world_size
             return DataLoader(self.train_set, self.batch_size, **self._loader_options(self.workers))
+        widths = self.train_set.widths()
+        if widths is not None and len(set(widths)) > 1:
+            buckets = WidthBuckets(widths, self.batch_size, self.seed, rank, world_size)
+            buckets.set_epoch(epoch)
+            return DataLoader(self.train_set, batch_sampler=buckets, **self._loader_options(self.workers))
         sampler = DistributedSampler(self.train_set, world_size, rank, shuffle=True, seed=self.seed)
         sampler.set_epoch(epoch)
         return DataLoader(
