@@ -34,7 +34,7 @@ def ddddocr_python() -> Path:
     python = DDDDOCR_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(DDDDOCR_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "ddddocr"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "ddddocr==1.6.1"], check=True)
     return python
 
 
@@ -42,7 +42,7 @@ def model_flops(config: dict, height: int, width: int) -> float:
     """Multiply-adds x 2 of one image through the CRNN (convolutions, BiGRU/BiLSTM, head)."""
     from captcha_crnn.model.crnn import HEIGHT_STRIDE, POOLS
 
-    flops, h, w, c_in = 0.0, height, width, 1
+    flops, h, w, c_in = 0.0, height, width, config.get("in_channels", 1)
     for i, c_out in enumerate(config["channels"]):
         flops += 2 * 9 * c_in * c_out * h * w
         if i in POOLS:

@@ -1,17 +1,17 @@
 """Train the general model that ships with the package, and package it.
 
-    python scripts/pretrain.py train [--minutes 30] [--workers 14]  # starts, or resumes, runs/general-3
-    python scripts/pretrain.py package                                # best weights -> weights/
+    python scripts/pretrain.py render [--images 200000]      # draw the stage's images once, to disk
+    python scripts/pretrain.py train [--minutes 95]           # starts, or resumes, runs/general-4
+    python scripts/pretrain.py package                        # last weights -> weights/
 
-Stage 3 ran on a lent GPU machine (`train --minutes 8.2 --workers 14`): the images are drawn on the CPU
-cores, so more DataLoader workers, not the GPU, set the pace; on 2 CPU cores an epoch took ~3.3 min.
-
-`train` streams captchas of the general recipe (`captcha_crnn.data.general`: a random look, size,
-charset and length per image) and validates on a fixed generated set. It resumes from the run's last
-checkpoint, so the job can be spread over several sessions: `--minutes` is the total training time, kept
-across resumes (Lightning's timer is in the checkpoint). `package` may run while training goes on; it
-writes `general.pt` (weights, charset, recipe, seed in its metadata), `general.onnx` for the slim install,
-and `general.json` with both files' SHA-256, which loading checks.
+Stage 4 trains the reader (the `small` preset, ~5x nano's parameters) from a random start on a 2-core
+CPU. Earlier stages drew every image afresh in DataLoader workers, which took the cores the network
+needed: `render` draws the recipe's images once (both cores, ~500 images/s) at the model's input height,
+adds the real sources that pre-training may use (`ALLOWED`, MIT; a fixed slice of each held back for
+validation), and `train` reads them from memory, each image seen once an epoch under random augmentation,
+in width-bucketed batches (datamodule.WidthBuckets). `package` may run while training goes on; it
+writes `general.pt` (weights, charset, recipe, seed in its metadata), `general.onnx` for the slim
+install, and `general.json` with both files' SHA-256, which loading checks.
 
 The fonts come from Debian packages and OpenCV, which the shipped package does not need:
     apt-get install fonts-liberation fonts-freefont-ttf fonts-roboto-unhinted fonts-urw-base35
@@ -21,10 +21,15 @@ The fonts come from Debian packages and OpenCV, which the shipped package does n
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import logging
+import math
+import os
 import sys
+import zlib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,56 +38,30 @@ from captcha_crnn.data.synthetic import Style
 from captcha_crnn.options import TrainOptions
 
 ROOT = Path(__file__).resolve().parent.parent
-# Pre-training runs in stages, each a run of its own that starts from the last one's last weights:
-# stage 2 because the recipe gained the Hershey fonts (a new recipe means a new validation set, whose
-# losses the old run's best checkpoint and LR schedule cannot compare), stage 3 because a GPU was lent
-# (16 CPU cores draw ~20x the images per minute of a 2-core CPU; drawing, not the model, is the limit).
-# Stage 3 keeps stage 2's recipe and seed, so its validation set, and its figures, are stage 2's.
-RUN = ROOT / "runs" / "general-3"
+REAL = ROOT.parent / "shared" / "data" / "real"
+# The real sources pre-training may use (issue 25: MIT licensed). securimage and henan-digits are held out
+# for zero-shot checks; captcha-v2, tii-digits, cryptowin-math and the telegram sets never train it.
+ALLOWED = ("really-simple", "pku-elective")
+HELD_BACK = 500  # images of each allowed source kept for validation, by a stable hash of the file name
+REAL_REPEAT = 2  # each allowed real image appears this often per epoch (they are ~6% of the images)
+RUN = ROOT / "runs" / "general-4"
+SHARDS = RUN / "shards"
 WEIGHTS = ROOT / "src" / "captcha_crnn" / "weights"
-SEED = 20261123  # stage 1: 20261122
+SEED = 20261206
+VAL_IMAGES = 2000  # generated validation images, beside the held-back real ones
 STYLE = Style(charset=general.CHARSET, length=(1, 10), width=(80, 400), height=32, recipe="general")
 OPTIONS = {  # recorded in the model's metadata beside the recipe
-    "preset": "nano",
-    "synthetic": 40_000,  # generated images per epoch, fresh each epoch
+    "preset": "small",
     "batch_size": 128,
-    "lr": 1e-3,
+    "lr": 2e-3,
     "channels": 3,
-    # Images keep their aspect ratio (the run began before `stretch` existed): widened for 10-character
-    # labels on 80-pixel images, every image would be 3x wider and pre-training 3x slower.
-    "stretch": 1.0,
-    "patience": 1_000_000,  # no early stop: the time budget ends the run
-    "plateau_patience": 600,  # halve the LR after ~2 epochs without a 2% lower validation loss
-    "max_epochs": 10_000,
-    "init": "runs/general-2/checkpoints/last.ckpt",
+    "height": 32,
+    "stretch": 1.0,  # aspect ratio kept: the recipe's widths already give 10 characters their frames
+    "schedule": "fixed",  # a cosine to zero over the stage's steps: the time budget is known in advance
+    "epochs": 5,
+    "init": None,  # a random start: no smaller model's weights fit this network
 }
-DEVICE = "one NVIDIA H100 GPU, 14 DataLoader workers drawing on 16 CPU cores"  # this stage's machine
-STAGES = [  # the stages before this one: what `package` adds up, and the model's metadata records
-    {
-        "run": "runs/general",
-        "epochs": 35,
-        "images_per_epoch": 20_000,
-        "seed": 20261122,
-        "init": None,
-        "plateau_patience": 1_500,
-        "recipe": "without the Hershey fonts (hershey_share 0)",
-        "minutes": 364.7,
-        "device": "2 CPU cores",
-        "note": "a random start; the LR stayed 1e-3 throughout",
-    },
-    {
-        "run": "runs/general-2",
-        "epochs": 11,
-        "images_per_epoch": 20_000,
-        "seed": SEED,
-        "init": "stage 1's last weights",
-        "batch_size": 64,
-        "recipe": "this one",
-        "minutes": 39.6,
-        "device": "2 CPU cores",
-        "note": "the LR halved from 1e-3 to 1.25e-4; 68.0% on the validation set at its last epoch",
-    },
-]
+DEVICE = "2 CPU cores"
 
 
 def recipe() -> dict:
@@ -90,6 +69,9 @@ def recipe() -> dict:
     record = {
         "style": asdict(STYLE),
         "seed": SEED,
+        "images": _count(SHARDS / "train"),
+        "real_sources": {name: _licence(name) for name in ALLOWED},
+        "real_repeat": REAL_REPEAT,
         "charsets": [[chars, weight] for chars, weight in general.CHARSETS],
         "length_weights": list(general.LENGTH_WEIGHTS),
         "library_share": general.LIBRARY_SHARE,
@@ -97,45 +79,156 @@ def recipe() -> dict:
         "fonts": [Path(f).name for f in general.fonts()] + list(general.hershey_faces()),
         "font_packages": general.FONT_PACKAGES,
         "options": OPTIONS,
-        "stages": STAGES,
         "device": DEVICE,
         "script": "scripts/pretrain.py",
     }
     return json.loads(json.dumps(record))
 
 
-def train(minutes: float, workers: int | None = None) -> None:
-    from captcha_crnn.training.train import train as run_training
+def _licence(name: str) -> str:
+    for line in (REAL / "SOURCES.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells and cells[0] == name:
+            return f"{cells[1]} @ {cells[2]}, {cells[3]}"
+    return "unknown"
 
+
+def _count(folder: Path) -> int:
+    labels = folder / "labels.csv"
+    return sum(1 for _ in labels.open()) if labels.is_file() else 0
+
+
+# --- render: the stage's images, once -------------------------------------------------------------------
+
+
+def _draw(job: tuple[int, int, int]) -> list[tuple[bytes, str]]:
+    """`count` recipe images from seed `seed`, resized to the input height, as PNG bytes with labels."""
+    import io
+
+    from PIL import Image
+
+    from captcha_crnn.data.images import InputPolicy, to_pixels
+    from captcha_crnn.data.synthetic import Renderer
+
+    seed, count, height = job
+    policy = InputPolicy(height, 4, 4096, 4, 3, 1.0)
+    renderer = Renderer(STYLE, seed)
+    out = []
+    for _ in range(count):
+        label, image = renderer.sample()
+        buffer = io.BytesIO()
+        Image.fromarray(policy.resize(to_pixels(image))).save(buffer, "PNG", compress_level=1)
+        out.append((buffer.getvalue(), label))
+    return out
+
+
+def held_back(name: str, items: list) -> list:
+    """The HELD_BACK images of an allowed source that pre-training never trains on (validation, and the
+    benchmark's trained-on rows), chosen by a stable hash of the file name."""
+    return _by_hash(name, items)[:HELD_BACK]
+
+
+def _by_hash(name: str, items: list) -> list:
+    return sorted(items, key=lambda i: zlib.crc32(f"{name}/{i.path.name}".encode()))
+
+
+def _real(height: int) -> tuple[list[tuple[bytes, str]], list[tuple[bytes, str]]]:
+    """The allowed real sources, resized like the drawn images: (training, held back for validation)."""
+    import io
+
+    from PIL import Image
+
+    from captcha_crnn.data.images import InputPolicy, load_for_model
+    from captcha_crnn.data.labels import collect
+
+    policy = InputPolicy(height, 4, 4096, 4, 3, 1.0)
+    train, val = [], []
+    for name in ALLOWED:
+        items = _by_hash(name, collect(REAL / name))
+        for k, item in enumerate(items):
+            buffer = io.BytesIO()
+            Image.fromarray(load_for_model(item.path, policy)).save(buffer, "PNG", compress_level=1)
+            (val if k < HELD_BACK else train).append((buffer.getvalue(), item.label))
+        print(f"{name}: {len(items) - HELD_BACK} training, {HELD_BACK} held back", flush=True)
+    return train, val
+
+
+def _write(folder: Path, images: list[tuple[bytes, str]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "labels.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        for k, (png, label) in enumerate(images):
+            name = f"{k:07d}.png"
+            (folder / name).write_bytes(png)
+            writer.writerow([name, label])
+
+
+def render(images: int, workers: int) -> None:
     if not general.fonts():
         sys.exit(f"no fonts for the general recipe: apt-get install {general.FONT_PACKAGES}")
     if not general.hershey_faces():
         sys.exit("no Hershey fonts for the general recipe: pip install 'opencv-python-headless<5'")
+    if (SHARDS / "train" / "labels.csv").is_file():
+        sys.exit(f"{SHARDS}: already rendered; remove it to draw again")
+    height = OPTIONS["height"]
+    chunk = 2000
+    jobs = [
+        (SEED * 1000 + k, min(chunk, images - k * chunk), height) for k in range(math.ceil(images / chunk))
+    ]
+    val_job = (SEED * 1000 + 999, VAL_IMAGES, height)  # a seed no training chunk uses (k < 999)
+    assert len(jobs) < 999
+    drawn: list[tuple[bytes, str]] = []
+    with ProcessPoolExecutor(workers) as pool:
+        for k, part in enumerate(pool.map(_draw, [val_job, *jobs])):
+            if k == 0:
+                val = part
+            else:
+                drawn += part
+                print(f"drew {len(drawn)} of {images}", flush=True)
+    real_train, real_val = _real(height)
+    _write(SHARDS / "train", drawn + real_train * REAL_REPEAT)
+    _write(SHARDS / "val", val + real_val)
+    print(f"{SHARDS}: {_count(SHARDS / 'train')} training, {_count(SHARDS / 'val')} validation images")
+
+
+# --- train ----------------------------------------------------------------------------------------------
+
+
+def train(minutes: float) -> None:
+    from captcha_crnn.training.train import train as run_training
+
+    if not (SHARDS / "train" / "labels.csv").is_file():
+        sys.exit(f"{SHARDS}: nothing rendered yet; run `python scripts/pretrain.py render` first")
     resume = (RUN / "checkpoints" / "last.ckpt").is_file()
-    if not resume and not (ROOT / OPTIONS["init"]).is_file():
-        sys.exit(f"{OPTIONS['init']}: the last stage's weights, which this stage starts from, are missing")
     options = dict(OPTIONS)
-    if resume:  # a resume continues from the run's own weights; --init is refused there
-        options.pop("init")
-    else:
-        options["init"] = ROOT / OPTIONS["init"]
+    epochs = options.pop("epochs")
+    steps = epochs * math.ceil(_count(SHARDS / "train") / options["batch_size"])
     opts = TrainOptions(
-        data=None,
-        out=RUN,
-        synthetic_style=STYLE,
+        data=SHARDS / "train",
+        val_dir=SHARDS / "val",
+        out=RUN / "run",
+        charset=general.CHARSET,
         seed=SEED,
+        steps=steps,
+        max_epochs=epochs,
         max_time=minutes,
+        keep="last",
+        lazy=False,
+        workers=0,
         resume=resume,
-        force=not resume,  # a run killed before its first checkpoint: start it again (the folder is ours)
+        force=not resume,
         progress=False,
-        workers=workers,  # the images are drawn in DataLoader workers: one per spare core
         **options,
     )
     result = run_training(opts)
     metrics = result.val_metrics
     print(
-        f"{result.model_path}: {result.epochs} epochs, {metrics['sequence_accuracy']:.1%} of {metrics['count']} validation images"
+        f"{result.model_path}: {result.epochs} epochs, {metrics['sequence_accuracy']:.1%} of "
+        f"{metrics['count']} validation images"
     )
+
+
+# --- package --------------------------------------------------------------------------------------------
 
 
 def sha256(path: Path) -> str:
@@ -143,30 +236,24 @@ def sha256(path: Path) -> str:
 
 
 def package() -> None:
-    """Best checkpoint so far -> general.pt + general.onnx + general.json (checksums). All three are made
-    in a temporary folder first and moved in with general.json last, so a failed export never leaves
-    weights that do not match their checksums."""
-    import csv
-    import os
+    """The run's model.pt -> general.pt + general.onnx + general.json (checksums). All three are made in a
+    temporary folder first and moved in with general.json last, so a failed export never leaves weights
+    that do not match their checksums."""
     import tempfile
 
     from captcha_crnn.export.onnx import export
     from captcha_crnn.model.io import load_model, save_model
 
-    best = RUN / "checkpoints" / "best.ckpt"
-    if not best.is_file():
-        sys.exit(f"{best}: no checkpoint yet; run `python scripts/pretrain.py train` first")
-    bundle = load_model(best)
-    rows = [r for r in csv.DictReader((RUN / "metrics.csv").open()) if r["val_loss"]]
-    chosen = min(rows, key=lambda r: float(r["val_loss"]))  # best.ckpt is the lowest validation loss
-    epochs_before = sum(stage["epochs"] for stage in STAGES)
-    images_before = sum(stage["epochs"] * stage["images_per_epoch"] for stage in STAGES)
-    seen = {  # all stages; the validation figures are this stage's (stage 2's validation set)
-        "epochs": epochs_before + len(rows),
-        "images": images_before + len(rows) * OPTIONS["synthetic"],
-        "minutes": round(sum(stage["minutes"] for stage in STAGES) + float(rows[-1]["elapsed_s"]) / 60, 1),
-        "best_epoch": epochs_before + int(chosen["epoch"]),
-        "val_seq_acc": float(chosen["val_seq_acc"]),  # on 2000 generated images of the recipe
+    model = RUN / "run" / "model.pt"
+    if not model.is_file():
+        sys.exit(f"{model}: no model yet; run `python scripts/pretrain.py train` first")
+    bundle = load_model(model)
+    rows = [r for r in csv.DictReader((RUN / "run" / "metrics.csv").open()) if r["val_loss"]]
+    seen = {
+        "epochs": len(rows),
+        "images": len(rows) * _count(SHARDS / "train"),
+        "minutes": round(float(rows[-1]["elapsed_s"]) / 60, 1),
+        "val_seq_acc": float(rows[-1]["val_seq_acc"]),  # generated + held-back real images
     }
     meta = {"name": "general", "recipe": recipe(), "trained": seen}
     WEIGHTS.mkdir(parents=True, exist_ok=True)
@@ -191,13 +278,20 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("render", help="draw the stage's images once, to disk")
+    r.add_argument("--images", type=int, default=200_000, help="generated training images")
+    r.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="drawing processes")
     t = sub.add_parser("train", help="start or resume the pre-training run")
-    t.add_argument("--minutes", type=float, default=30.0, help="total training time across resumes")
-    t.add_argument("--workers", type=int, help="DataLoader workers drawing images (default: up to 4)")
-    sub.add_parser("package", help="ship the best weights so far as package data")
+    t.add_argument("--minutes", type=float, default=95.0, help="total training time across resumes")
+    sub.add_parser("package", help="ship the run's model as package data")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    train(args.minutes, args.workers) if args.command == "train" else package()
+    if args.command == "render":
+        render(args.images, args.workers)
+    elif args.command == "train":
+        train(args.minutes)
+    else:
+        package()
 
 
 if __name__ == "__main__":
