@@ -229,16 +229,16 @@ def test_few_validation_images_keep_the_last_weights(trained_run):
 
 
 def test_the_epoch_of_lowest_validation_loss_is_kept_from_100_validation_images():
-    from captcha_crnn.options import SMALL_VALIDATION, TrainOptions
-    from captcha_crnn.training.train import _keep
+    from captcha_crnn.options import SMALL_VALIDATION
+    from captcha_crnn.training.plan import keep_weights
 
     assert SMALL_VALIDATION == 100
-    assert _keep(TrainOptions(data=None), 99)[0] == "last"
-    assert _keep(TrainOptions(data=None), 100)[0] == "best"
-    assert _keep(TrainOptions(data=None, keep="last"), 5000) == ("last", "last (--keep)")
+    assert keep_weights(None, "plateau", 99)[0] == "last"
+    assert keep_weights(None, "plateau", 100)[0] == "best"
+    assert keep_weights("last", "plateau", 5000) == ("last", "last (--keep)")
     # the fixed schedule keeps where it ends, however many images validate
-    assert _keep(TrainOptions(data=None, schedule="fixed"), 5000)[0] == "last"
-    assert _keep(TrainOptions(data=None, schedule="fixed", keep="best"), 5000)[0] == "best"
+    assert keep_weights(None, "fixed", 5000)[0] == "last"
+    assert keep_weights("best", "fixed", 5000)[0] == "best"
 
 
 def test_predict_imports_no_training_code(trained_run, captcha_dir):

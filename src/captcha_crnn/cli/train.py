@@ -288,6 +288,7 @@ def _devices(args: argparse.Namespace) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from captcha_crnn.training.self_training import self_train
     from captcha_crnn.training.train import train
 
     if args.val_labels and not args.val_dir:
@@ -310,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
             "init": None if args.init.lower() == "none" else args.init,
         }
     )
-    result = train(opts)
+    result = self_train(opts) if opts.unlabelled is not None else train(opts)
     if not result.val_metrics:  # a distributed run's other processes: rank 0 reports
         return 0
     print_metrics(result.val_metrics, f"validation after {result.epochs} epochs ({result.seconds:.0f} s):")

@@ -131,9 +131,9 @@ def draw(text: str, rng: random.Random) -> Image.Image:
 def _library(text: str, width: int, height: int, pool: tuple[str, ...], rng: random.Random) -> Image.Image:
     from captcha.image import ImageCaptcha
 
-    from captcha_crnn.data.synthetic import _seeded_captcha
+    from captcha_crnn.data.seeded import seeded_captcha
 
     sizes = [max(10, round(height * f)) for f in (0.7, 0.85, 0.95)]
     writer = ImageCaptcha(width=width, height=height, fonts=rng.sample(pool, k=2), font_sizes=sizes)
-    with _seeded_captcha(rng):
+    with seeded_captcha(rng):
         return writer.generate_image(text)

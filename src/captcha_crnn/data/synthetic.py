@@ -11,7 +11,6 @@ With `Style(look=looks.Look(...))` images are drawn by `looks.draw` (Pillow, man
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import logging
 import os
@@ -19,11 +18,11 @@ import random
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from captcha_crnn.data.seeded import seeded_captcha
 from captcha_crnn.errors import CaptchaCrnnError, one_line
 from captcha_crnn.files import check_writable_folder
 
@@ -107,34 +106,6 @@ class Style:
         return cls(**values)
 
 
-class _SeededSecrets:
-    """The subset of the `secrets` module that captcha.image uses, backed by random.Random."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self._rng = rng
-
-    def randbelow(self, n: int) -> int:
-        return self._rng.randrange(n)
-
-    def randbits(self, k: int) -> int:
-        return self._rng.getrandbits(k)
-
-    def choice(self, seq):  # type: ignore[no-untyped-def]
-        return self._rng.choice(seq)
-
-
-@contextlib.contextmanager
-def _seeded_captcha(rng: random.Random) -> Iterator[None]:
-    import captcha.image
-
-    original = captcha.image.secrets
-    captcha.image.secrets = _SeededSecrets(rng)  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        captcha.image.secrets = original
-
-
 def _make_writer(width: int, height: int, transparent: bool):  # type: ignore[no-untyped-def]
     from captcha.image import ImageCaptcha
     from PIL import Image
@@ -199,7 +170,7 @@ class Renderer:
             writer = self._writers.get(width)
             if writer is None:
                 writer = self._writers[width] = _make_writer(width, style.height, style.transparent)
-            with _seeded_captcha(self.rng):
+            with seeded_captcha(self.rng):
                 image = writer.generate_image(label)  # type: ignore[attr-defined]
         lines = self.rng.randint(*style.noise_lines)
         if lines:

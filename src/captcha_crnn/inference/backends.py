@@ -16,6 +16,7 @@ import numpy as np
 
 from captcha_crnn.data.images import InputPolicy
 from captcha_crnn.errors import ModelFileError
+from captcha_crnn.files import check_model_path
 
 ONNX_FORMAT = "captcha-crnn-onnx/1"
 
@@ -91,15 +92,6 @@ def load_torch(path: Path) -> LoadedModel:
         ) from None
     bundle = load_model(path)
     return LoadedModel(TorchBackend(bundle.model), bundle.charset, bundle.policy, bundle.meta)
-
-
-def check_model_path(path: Path) -> None:
-    """A ModelFileError unless `path` is a file; for a run folder it names the run's model."""
-    if path.is_dir():
-        hint = f" (the run's model is {path / 'model.pt'})" if (path / "model.pt").is_file() else ""
-        raise ModelFileError(f"{path}: a folder, not a model file{hint}")
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file")
 
 
 def load_any(path: str | Path) -> LoadedModel:

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 
 from captcha_crnn.data.images import InputPolicy
 from captcha_crnn.errors import ModelFileError
-from captcha_crnn.inference.backends import check_model_path
+from captcha_crnn.files import atomic_write, check_model_path
 from captcha_crnn.model.crnn import CRNN, CRNNConfig
 
 FORMAT = "captcha-crnn/1"
@@ -44,28 +43,9 @@ def save_model(path: Path, model: CRNN, charset: str, policy: InputPolicy, meta:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """`torch.save` to a temporary file beside `path`, flushed to disk, then renamed over `path`.
-
-    A crash (even SIGKILL) or a full disk mid-write leaves the previous file whole, never a truncated one:
-    the rename is atomic on POSIX and Windows file systems.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """`torch.save`, atomically (files.atomic_write): a crash mid-write leaves the previous file whole."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def load_model(path: str | Path) -> ModelBundle:

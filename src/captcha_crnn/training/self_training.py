@@ -20,6 +20,7 @@ from captcha_crnn.data.labels import LabelledImage, find_images
 from captcha_crnn.errors import CaptchaCrnnError, ImageError, one_line
 from captcha_crnn.files import atomic_write_text
 from captcha_crnn.options import TrainOptions
+from captcha_crnn.training import rundir
 
 if TYPE_CHECKING:
     from captcha_crnn.training.train import TrainResult
@@ -28,11 +29,11 @@ log = logging.getLogger("captcha_crnn")
 
 
 def self_train(opts: TrainOptions) -> TrainResult:
-    from captcha_crnn.training.train import _existing_run, default_run_dir, train
+    from captcha_crnn.training.train import train
 
     unlabelled = _validate(opts)
-    run = Path(opts.out) if opts.out else default_run_dir()
-    _existing_run(run, opts)  # an existing run is refused (without --force) before any training
+    run = Path(opts.out) if opts.out else rundir.default_run_dir()
+    rundir.existing_run(run, opts)  # an existing run is refused (without --force) before any training
     base = replace(opts, unlabelled=None, out=run)
     rounds: list[dict] = []
     extra: list[LabelledImage] = []

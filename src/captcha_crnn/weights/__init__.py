@@ -1,8 +1,11 @@
 """Models that ship inside the package, by name: `Recognizer.load("general")`, `predict general a.png`.
 
-`general.pt` (PyTorch, what fine-tuning starts from) and `general.onnx` (for the slim install and fast
-reading) are written by `scripts/pretrain.py package`, with their SHA-256 in `general.json`; a file that
-does not match its checksum is refused rather than silently used.
+Two models answer to `general`. The **reader** (`general.pt`, and `general.onnx` for the slim install
+and fast reading) is what `predict general`, the labelling page and the service read with: the larger
+network, because reading with no training is where capacity pays. The **base** (`general-base.pt`) is
+what `train --init general` starts from: the `nano` network `train` builds by default, so a few-label
+fine-tune stays fast on a CPU (`base_for`). Each is written by `scripts/pretrain.py`, with its files'
+SHA-256 in `NAME.json`; a file that does not match its checksum is refused rather than silently used.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pathlib import Path
 from captcha_crnn.errors import ModelFileError
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("general",)
+NAMES = ("general", "general-base")
+BASES = {"general": "general-base"}  # the model `train --init NAME` starts from, where it fits
 
 
 def is_builtin(model: str | Path) -> bool:
@@ -24,11 +28,18 @@ def is_builtin(model: str | Path) -> bool:
     return str(model) in NAMES and not Path(model).is_file()
 
 
+def base_for(model: str | Path) -> list[str]:
+    """The shipped models that may start training for `--init model`, in order of preference: the base,
+    then the reader itself (which a `--preset` of the reader's size fits)."""
+    return [BASES[str(model)], str(model)] if str(model) in BASES else [str(model)]
+
+
 def resolve(model: str | Path, kind: str = ".onnx") -> Path:
-    """The file behind a model argument: a shipped model's `.onnx` or `.pt` (`kind`), else the path."""
+    """The file behind a model argument: a shipped model's `.onnx` or `.pt` (`kind`; the `.pt` when the
+    model ships no `.onnx`), else the path."""
     if not is_builtin(model):
         return Path(model)
-    onnx = kind == ".onnx" and _has_onnxruntime()
+    onnx = kind == ".onnx" and _has_onnxruntime() and f"{model}.onnx" in manifest(str(model)).get("files", {})
     path = HERE / f"{model}{'.onnx' if onnx else '.pt'}"
     _verify(path)
     return path

@@ -1,0 +1,304 @@
+"""The training plan: every decision `train` makes from the options and the data, made once, in one place,
+each with its reason (run.json's `choices`).
+
+`resolve(opts, inputs)` decides for a new run; `Plan.from_record(run.json, opts)` restores a resumed one's.
+What is decided: the charset, the input (colour or grey, height, widths, stretch), the network, the
+starting weights, the schedule and LR, and which weights model.pt keeps.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from captcha_crnn.data.images import (
+    DEFAULT_HEIGHT,
+    FRAMES_PER_CHAR,
+    MAX_STRETCH,
+    InputPolicy,
+    choose_policy,
+    stretch_for,
+)
+from captcha_crnn.data.synthetic import Renderer, Style
+from captcha_crnn.data.tokenizer import CTCTokenizer
+from captcha_crnn.errors import CaptchaCrnnError, one_line
+from captcha_crnn.files import check_apart
+from captcha_crnn.model.crnn import PRESETS, WIDTH_STRIDE, config_from_preset
+from captcha_crnn.options import FIXED_LR, PLATEAU_LR, SMALL_VALIDATION, TrainOptions
+from captcha_crnn.training.inputs import Inputs, fold
+
+log = logging.getLogger("captcha_crnn")
+
+
+@dataclass(frozen=True)
+class Plan:
+    charset: str
+    policy: InputPolicy
+    model_config: dict[str, Any]
+    schedule: str  # "plateau" or "fixed" (TrainOptions.schedule, resolved)
+    keep: str  # "best" or "last": the checkpoint model.pt is made from
+    lr: float  # the peak LR
+    fixed_steps: int  # the fixed schedule's length; 0 on the plateau schedule
+    label_lengths: list[int]  # the fewest and most characters a reading keeps to (model.pt's metadata)
+    ignore_case: bool
+    choices: dict[str, str]  # what the defaults chose from the data, and why (run.json; one log line)
+    donor: Any = field(default=None, compare=False, repr=False)  # ModelBundle starting training; None: random
+    start: str = ""  # what the donor is called in the log ("general", a model file)
+
+    @property
+    def tokenizer(self) -> CTCTokenizer:
+        return CTCTokenizer(self.charset)
+
+    def to_record(self) -> dict[str, Any]:
+        """What run.json records of the plan, beside the options."""
+        return {
+            "charset": self.charset,
+            "input_policy": self.policy.to_dict(),
+            "model_config": self.model_config,
+            "choices": self.choices,
+            "label_lengths": self.label_lengths,
+        }
+
+    @classmethod
+    def from_record(cls, saved: dict[str, Any], opts: TrainOptions, inputs: Inputs) -> Plan:
+        """A resumed run's plan: its recorded decisions (`opts` holds its recorded options), and no donor:
+        the run continues from its own weights. A run recorded before schedules existed: the plateau one."""
+        schedule = opts.schedule or "plateau"
+        return cls(
+            charset=saved["charset"],
+            policy=InputPolicy.from_dict(saved["input_policy"]),
+            model_config=saved["model_config"],
+            schedule=schedule,
+            keep=keep_weights(opts.keep, schedule, len(inputs.val_images))[0],
+            lr=peak_lr(opts, schedule),
+            fixed_steps=opts.steps if schedule == "fixed" else 0,
+            label_lengths=label_lengths(inputs),
+            ignore_case=opts.ignore_case,
+            choices=saved.get("choices", {}),
+        )
+
+
+def resolve(opts: TrainOptions, inputs: Inputs) -> Plan:
+    """Every decision for a new run, from the options and the data (read, not yet resized)."""
+    choices: dict[str, str] = {}
+    charset = _charset(opts, inputs)
+    sizes = [img.size for img in inputs.train_images]
+    lengths = [len(img.item.label) for img in inputs.train_images]
+    style = inputs.style
+    if style is not None and not inputs.train_images:
+        sizes = [(style.width[0], style.height), (style.width[1], style.height)]
+        lengths = [style.length[1]] * 2
+    channels, choices["input"] = _channels(opts, inputs.train_images, style)
+    policy = _policy(opts, sizes, lengths, channels)
+    choices["stretch"] = _describe_stretch(opts, policy)
+    config = config_from_preset(opts.preset, len(charset) + 1, policy.height, opts.rnn, policy.channels)
+    choices["model"] = _capacity(opts, policy)
+    donor, choices["start"] = _donor(opts, config)
+    schedule, choices["schedule"] = _schedule(opts, donor is not None, len(inputs.val_images))
+    keep, choices["weights"] = keep_weights(opts.keep, schedule, len(inputs.val_images))
+    return Plan(
+        charset=charset,
+        policy=policy,
+        model_config=config.to_dict(),
+        schedule=schedule,
+        keep=keep,
+        lr=peak_lr(opts, schedule),
+        fixed_steps=opts.steps if schedule == "fixed" else 0,
+        label_lengths=label_lengths(inputs),
+        ignore_case=opts.ignore_case,
+        choices=choices,
+        donor=donor,
+        start=str(opts.init),
+    )
+
+
+def peak_lr(opts: TrainOptions, schedule: str) -> float:
+    return opts.lr or (FIXED_LR if schedule == "fixed" else PLATEAU_LR)
+
+
+def label_lengths(inputs: Inputs) -> list[int]:
+    """The fewest and most characters of the training and validation labels (and of generated ones)."""
+    lengths = [len(img.item.label) for img in inputs.train_images + inputs.val_images]
+    if inputs.style is not None:
+        lengths += list(inputs.style.length)
+    return [min(lengths), max(lengths)]
+
+
+def _charset(opts: TrainOptions, inputs: Inputs) -> str:
+    """--charset, else every character of the labels: the validation labels' too (a character that only
+    they have must still be readable) and the generated style's."""
+    if opts.charset:
+        return fold(opts.charset) if opts.ignore_case else opts.charset
+    labels = [img.item.label for img in inputs.train_images + inputs.val_images]
+    if inputs.style is not None:
+        labels.append(inputs.style.charset)
+    return CTCTokenizer.from_labels(labels).charset
+
+
+def validate(opts: TrainOptions) -> None:
+    """The options' own checks, before any data is read or any run folder touched."""
+    if opts.preset not in PRESETS:
+        raise CaptchaCrnnError(f"unknown --preset {opts.preset!r}; choose from {', '.join(PRESETS)}")
+    if opts.data is None and opts.synthetic <= 0:
+        raise CaptchaCrnnError("give a DATA folder, or --synthetic N to train on generated captchas")
+    if opts.data is not None and opts.out is not None:
+        check_apart(opts.out, opts.data, opts.recursive, "--out")
+    for option, folder in (("DATA", opts.data), ("--val-dir", opts.val_dir)):
+        if folder is not None and Path(folder).is_file():  # one image is no training set
+            raise CaptchaCrnnError(
+                f"{one_line(folder)}: not a folder; {option} is a folder of labelled images"
+            )
+    if opts.keep not in (None, "best", "last"):
+        raise CaptchaCrnnError(f"--keep must be best or last, got {opts.keep!r}")
+    if opts.schedule not in (None, "plateau", "fixed"):
+        raise CaptchaCrnnError(f"--schedule must be plateau or fixed, got {opts.schedule!r}")
+    if opts.synthetic and not 0 < opts.mix <= 1:
+        raise CaptchaCrnnError(f"--mix must be in (0, 1], the share of generated images; got {opts.mix}")
+    # Checked here, before --force clears a run folder: numpy refuses such a seed only once training starts.
+    if not 0 <= opts.seed < 2**32:
+        raise CaptchaCrnnError(f"--seed must be from 0 to {2**32 - 1}, got {opts.seed}")
+    for name in ("height", "min_width", "max_width"):
+        value = getattr(opts, name)
+        if value is not None and value < 16:
+            raise CaptchaCrnnError(f"--{name.replace('_', '-')} must be at least 16 pixels, got {value}")
+    if opts.min_width and opts.max_width and opts.min_width > opts.max_width:
+        raise CaptchaCrnnError(f"--min-width {opts.min_width} is more than --max-width {opts.max_width}")
+    if opts.charset is not None and not opts.charset:
+        raise CaptchaCrnnError("--charset is empty; leave it out to learn the characters from the labels")
+
+
+def _schedule(opts: TrainOptions, pretrained: bool, val_count: int) -> tuple[str, str]:
+    """The schedule (TrainOptions.schedule), and why."""
+    if opts.schedule:
+        return opts.schedule, f"{opts.schedule} (--schedule)"
+    if pretrained and val_count < SMALL_VALIDATION:
+        return "fixed", (
+            f"fixed: {opts.steps} steps, the LR falling on a cosine from {opts.lr or FIXED_LR:g}; fine-tuning "
+            f"trained weights, and {val_count} validation images are too few to stop on (--schedule "
+            "plateau to stop on them)"
+        )
+    why = "a random start waits out CTC's blank plateau"
+    if pretrained:
+        why = f"{val_count} validation images are enough to stop on"
+    return "plateau", f"plateau: LR halved and training stopped on the validation loss ({why})"
+
+
+def keep_weights(keep: str | None, schedule: str, val_count: int) -> tuple[str, str]:
+    """Which checkpoint model.pt is made from ("best" or "last"), and why: `keep` (--keep) when given."""
+    if keep:
+        return keep, f"{keep} (--keep)"
+    if schedule == "fixed":
+        return "last", "last: the fixed schedule's end (--keep best for the epoch of lowest validation loss)"
+    if val_count < SMALL_VALIDATION:
+        return "last", (
+            f"last: {val_count} validation images are too few to rank epochs by (fewer than "
+            f"{SMALL_VALIDATION}; --keep best for the epoch of lowest validation loss)"
+        )
+    return "best", f"best: the epoch of lowest loss on {val_count} validation images"
+
+
+def _donor(opts: TrainOptions, config: Any) -> tuple[Any, str]:
+    """The model whose weights start training, and why: for a shipped name, its base for fine-tuning (or
+    the reader itself, whichever architecture fits; else a random start), a model file given with --init
+    (which must fit), or none."""
+    from captcha_crnn.errors import ModelFileError
+    from captcha_crnn.model.init import mismatch
+    from captcha_crnn.model.io import load_model
+    from captcha_crnn.weights import base_for, is_builtin
+
+    if opts.init is None:
+        return None, "random weights (--init none)"
+    if is_builtin(opts.init):
+        reasons = []
+        for name in base_for(opts.init):
+            try:
+                donor = load_model(name)
+            except ModelFileError as exc:
+                log.warning("cannot start from %s: %s", name, exc)
+                reasons.append(f"{name} is missing")
+                continue
+            reason = mismatch(donor.model.config, config)
+            if reason is None:
+                return (
+                    donor,
+                    f"the shipped {opts.init} model's weights ({name}): it already reads captchas of many styles",
+                )
+            reasons.append(f"{name}: {reason}")
+        return None, f"random weights: the shipped {opts.init} model does not fit ({'; '.join(reasons)})"
+    donor = load_model(opts.init)
+    reason = mismatch(donor.model.config, config)
+    if reason:
+        raise CaptchaCrnnError(f"{opts.init}: --init cannot start this model: {reason}")
+    return donor, f"the weights of {opts.init}"
+
+
+def _capacity(opts: TrainOptions, policy: InputPolicy) -> str:
+    """Why this network size. The default stays the general model's (nano, height 32) whatever the data:
+    starting from its weights beat a random start on the style suite, and a larger network or input would
+    start from random weights. What follows the data is the width (stretch): on a tuning style a height-48
+    input helped only by being wider, and widening at height 32 did as well in half the time."""
+    if opts.preset == TrainOptions(data=None).preset and policy.height == DEFAULT_HEIGHT:
+        return (
+            f"{opts.preset} at height {policy.height}, the general model's size, so its weights can start "
+            "training (--preset small or --height 48 for a larger network from random weights)"
+        )
+    return f"{opts.preset} at height {policy.height} (--preset, --height)"
+
+
+def _channels(opts: TrainOptions, images: list, style: Style | None) -> tuple[int, str]:
+    """3 (colour input) when any training image has colour, else 1; `--channels` decides when given.
+
+    Glyphs often differ from their background in hue more than in brightness; a grey conversion then
+    hides them (a real set stayed at 0% with grey input). Grey data keeps one channel: a third of the
+    memory and the same accuracy.
+    """
+    from captcha_crnn.data.images import has_colour, load_for_model, to_pixels
+
+    if opts.channels is not None:
+        if opts.channels not in (1, 3):
+            raise CaptchaCrnnError(f"--channels must be 1 (grey) or 3 (colour), got {opts.channels}")
+        return opts.channels, "colour (--channels 3)" if opts.channels == 3 else "grey (--channels 1)"
+    sample = [img for img in images if img.pixels is not None]
+    if sample:
+        colour = any(img.pixels.ndim == 3 for img in sample)
+    else:  # read lazily (or generated only): look at up to 100 images
+        probe = InputPolicy(channels=3, min_width=16, max_width=1 << 16)
+        colour = any(has_colour(load_for_model(img.item.path, probe)) for img in images[:100])
+    if style is not None and not colour:
+        renderer = Renderer(style, 0)
+        colour = any(to_pixels(renderer.sample()[1]).ndim == 3 for _ in range(20))
+    if colour:
+        return 3, "colour: the training images have colour, and hue may be all that separates a glyph"
+    return 1, "grey: no training image has colour"
+
+
+def _policy(
+    opts: TrainOptions, sizes: list[tuple[int, int]], lengths: list[int], channels: int
+) -> InputPolicy:
+    height = opts.height or DEFAULT_HEIGHT
+    if height % 16 or height < 16:
+        raise CaptchaCrnnError(f"--height must be a multiple of 16 (16, 32, 48, 64...), got {height}")
+    if opts.stretch is not None and not 0.25 <= opts.stretch <= MAX_STRETCH:
+        raise CaptchaCrnnError(f"--stretch must be between 0.25 and {MAX_STRETCH:g}, got {opts.stretch:g}")
+    stretch = opts.stretch or stretch_for(sizes, lengths, height, WIDTH_STRIDE)
+    policy = choose_policy(sizes, height, WIDTH_STRIDE, channels, stretch)
+    min_width = _round_up(opts.min_width or policy.min_width)
+    max_width = max(_round_up(opts.max_width or policy.max_width), min_width)
+    return replace(policy, min_width=min_width, max_width=max_width)
+
+
+def _describe_stretch(opts: TrainOptions, policy: InputPolicy) -> str:
+    if opts.stretch is not None:
+        return f"{policy.stretch:g} (--stretch)"
+    if policy.stretch == 1:
+        return f"1: the images' own aspect ratio gives {FRAMES_PER_CHAR}+ frames per character"
+    return (
+        f"{policy.stretch:g}: images widened so that 9 in 10 labels get {FRAMES_PER_CHAR} frames per "
+        "character (--stretch 1 keeps the aspect ratio)"
+    )
+
+
+def _round_up(width: int) -> int:
+    return -(-width // WIDTH_STRIDE) * WIDTH_STRIDE
