@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -96,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
     from captcha_crnn.cli.common import check_address, check_numbers
     from captcha_crnn.inference.backends import TorchBackend
     from captcha_crnn.inference.recognizer import Recognizer
+    from captcha_crnn.serving.limits import ServeLimits
     from captcha_crnn.serving.models import model_sources
+    from captcha_crnn.serving.settings import ServeSettings
     from captcha_crnn.serving.threads import threads_per_worker
 
     check_numbers(args, at_least_1=("max_pixels",), positive=("max_body_mb",))
@@ -112,16 +113,20 @@ def run(args: argparse.Namespace) -> int:
             raise CaptchaCrnnError(f"{option} must be at least 1, got {value}")
     if args.request_timeout <= 0:
         raise CaptchaCrnnError(f"--request-timeout must be positive, got {args.request_timeout}")
-    os.environ["CAPTCHA_CRNN_MODEL"] = sources[0][1]
-    os.environ["CAPTCHA_CRNN_MODELS"] = json.dumps(sources)
-    os.environ["CAPTCHA_CRNN_SOLVE"] = args.solve or ""
-    os.environ["CAPTCHA_CRNN_RELOAD"] = str(RELOAD_EVERY_S) if args.reload else ""
-    os.environ["CAPTCHA_CRNN_FOLDERS"] = json.dumps([str(m) for m in args.models if Path(m).is_dir()])
-    os.environ["CAPTCHA_CRNN_MAX_BODY"] = str(int(args.max_body_mb * 1024 * 1024))
-    os.environ["CAPTCHA_CRNN_MAX_PIXELS"] = str(args.max_pixels)
-    os.environ["CAPTCHA_CRNN_MAX_QUEUE"] = str(args.max_queue)
-    os.environ["CAPTCHA_CRNN_REQUEST_TIMEOUT"] = str(args.request_timeout)
-    os.environ["CAPTCHA_CRNN_THREADS"] = str(threads)
+    settings = ServeSettings(
+        models=tuple(sources),
+        limits=ServeLimits(
+            max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+            max_pixels=args.max_pixels,
+            max_queue=args.max_queue,
+            request_timeout=args.request_timeout,
+        ),
+        solve=args.solve,
+        reload_every=RELOAD_EVERY_S if args.reload else None,
+        folders=tuple(str(m) for m in args.models if Path(m).is_dir()),
+        threads=threads,
+    )
+    os.environ.update(settings.to_env())  # each uvicorn worker reads them (serving.app.app_from_env)
     served = sources[0][1] if len(sources) == 1 else ", ".join(f"{name} ({path})" for name, path in sources)
     print(
         f"serving {served} on http://{args.host}:{args.port}/ with {args.workers} worker(s) x "
