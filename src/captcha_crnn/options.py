@@ -22,6 +22,7 @@ SMALL_VALIDATION = 100
 FIXED_STEPS = 400
 FIXED_LR = 3e-3
 PLATEAU_LR = 1e-3
+LAZY_ABOVE = 20_000  # images; above this a folder is read lazily (decoded in workers), not held in memory
 
 
 @dataclass

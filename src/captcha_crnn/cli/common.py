@@ -1,4 +1,5 @@
-"""What several commands share: console logging, label options, number checks, the metrics table."""
+"""What several commands share: console logging, label, reading and generated-style options, number
+checks, the metrics table."""
 
 from __future__ import annotations
 
@@ -45,6 +46,71 @@ def add_label_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--recursive", action="store_true", help="also look for images in subfolders")
 
 
+STYLE_DEFAULTS = {"kind": "text", "length": "4", "size": "160x60", "noise_lines": "0"}
+
+
+def add_style_options(g: argparse._ActionsContainer, in_train: bool) -> None:
+    """The generated style's options, for `generate` and `train --synthetic`. In train they default to
+    None, so that a style is built only when one is given (else train draws captchas like DATA)."""
+    default = (lambda name: None) if in_train else STYLE_DEFAULTS.get
+    like_data = ", or like DATA" if in_train else ""
+    g.add_argument(
+        "--kind",
+        choices=("text", "arithmetic"),
+        default=default("kind"),
+        help="text: random strings of --charset; arithmetic: expressions such as 12×4= or 3+8=? (operands "
+        "0-99, + - x * × ÷ /, optional = and ?), labelled as drawn (default: text)",
+    )
+    g.add_argument(
+        "--length",  # no default here: given, it is refused for --kind arithmetic
+        help=f"label length, e.g. 4 or 4-6 (default: 4{like_data}; not with --kind arithmetic)",
+    )
+    g.add_argument(
+        "--size",
+        default=default("size"),
+        metavar="WxH",
+        help=f"image size; a width range such as 200-550x80 draws each image's width (default: 160x60{like_data})",
+    )
+    g.add_argument(
+        "--transparent", action="store_true", help="colour text on a transparent background (RGBA)"
+    )
+    g.add_argument(
+        "--noise-lines",
+        default=default("noise_lines"),
+        metavar="N",
+        help="extra lines per image, e.g. 2-5 (default: 0)",
+    )
+
+
+def style_from_options(
+    args: argparse.Namespace, charset: str | None
+):  # -> Style (imported here: light --help)
+    """The generated style of the options add_style_options adds, those not given at their defaults;
+    `charset` is what to draw from (None: digits)."""
+    from captcha_crnn.data.synthetic import DIGITS, Style, parse_length, parse_range, parse_size
+
+    kind = args.kind or STYLE_DEFAULTS["kind"]
+    if kind == "arithmetic":
+        given = [option for option, value in (("--charset", charset), ("--length", args.length)) if value]
+        if given:
+            raise CaptchaCrnnError(
+                f"{' and '.join(given)}: not for --kind arithmetic, whose expressions have their own "
+                "characters and lengths"
+            )
+    if charset == "":
+        raise CaptchaCrnnError("--charset is empty; leave it out for digits")
+    width, height = parse_size(args.size or STYLE_DEFAULTS["size"])
+    return Style(
+        charset=charset or DIGITS,
+        length=parse_length(args.length or STYLE_DEFAULTS["length"]),
+        width=width,
+        height=height,
+        transparent=args.transparent,
+        noise_lines=parse_range(args.noise_lines or STYLE_DEFAULTS["noise_lines"], "--noise-lines"),
+        kind=kind,
+    )
+
+
 def add_model_argument(p: argparse.ArgumentParser) -> None:
     """MODEL, as predict and evaluate take it."""
     p.add_argument(
@@ -55,8 +121,11 @@ def add_model_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_reading_options(p: argparse.ArgumentParser) -> None:
-    """--charset and --length: what a reading may hold (predict and evaluate)."""
+def add_reading_options(p: argparse.ArgumentParser, solve_help: str) -> None:
+    """--charset, --length and --solve (what a reading may hold, and what is made of it), and
+    --batch-size: predict's and evaluate's, worded once. `solve_help` says what solving adds there."""
+    from captcha_crnn.arithmetic import SOLVERS
+
     p.add_argument(
         "--charset",
         metavar="CHARS",
@@ -69,6 +138,8 @@ def add_reading_options(p: argparse.ArgumentParser) -> None:
         help="how many characters a reading has: a best reading of another length gives way to the best "
         "one of this length (default: the lengths of the model's training labels; 'any' for no limit)",
     )
+    p.add_argument("--solve", choices=SOLVERS, help=solve_help)
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
 
 
 def load_recognizer(args: argparse.Namespace):  # -> Recognizer (imported here: --help stays light)

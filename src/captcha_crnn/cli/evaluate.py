@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from captcha_crnn.arithmetic import SOLVERS
 from captcha_crnn.cli.common import (
     add_label_options,
     add_model_argument,
@@ -36,19 +35,16 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="also write a report into DIR: prediction grid (wrong images first), most confused "
         "characters, per-character accuracy, and a self-contained report.html",
     )
-    add_reading_options(p)
+    add_reading_options(
+        p,
+        "also score the answers: each label and reading taken as an expression (arithmetic captchas: "
+        "12×4= -> 48); every label must solve. Adds an answer accuracy (--json: answer_accuracy)",
+    )
     p.add_argument(
         "--ignore-case",
         action="store_true",
         help="score without regard to case: labels and readings are folded to lower case",
     )
-    p.add_argument(
-        "--solve",
-        choices=SOLVERS,
-        help="also score the answers: each label and reading taken as an expression (arithmetic captchas: "
-        "12×4= -> 48); every label must solve. Adds an answer accuracy (--json: answer_accuracy)",
-    )
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.set_defaults(func=run)
 
 

@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from captcha_crnn.arithmetic import SOLVERS
 from captcha_crnn.cli.common import (
     add_model_argument,
     add_reading_options,
@@ -28,14 +27,11 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--recursive", action="store_true", help="also look for images in subfolders")
     p.add_argument("--json", action="store_true", help='JSON lines: {"file", "text", "confidence"}')
-    add_reading_options(p)
-    p.add_argument(
-        "--solve",
-        choices=SOLVERS,
-        help="also print the value of the expression read (arithmetic captchas: 12×4= -> 48), or ? when "
+    add_reading_options(
+        p,
+        "also print the value of the expression read (arithmetic captchas: 12×4= -> 48), or ? when "
         'it does not parse; --json adds "answer" (null, with "answer_error", when it does not parse)',
     )
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.set_defaults(func=run)
 
 
@@ -54,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         for found in (find_images(path, args.recursive) if path.is_dir() else [path])
     ]
     skipped = []
-    # Streamed: a chunk is decoded (in threads), read and printed before the next, so a folder of any
+    # Streamed: a chunk is decoded, read and printed before the next, so a folder of any
     # size prints from the start and memory stays flat.
     bar = not sys.stdout.isatty()  # a bar beside lines printed to the same terminal would garble both
     for path, log_probs in progress_bar(recognizer.stream(files), len(files), "reading", bar):

@@ -7,10 +7,15 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from captcha_crnn.cli.common import add_label_options, check_numbers, print_metrics
-from captcha_crnn.cli.generate import style_from_args
+from captcha_crnn.cli.common import (
+    add_label_options,
+    add_style_options,
+    check_numbers,
+    print_metrics,
+    style_from_options,
+)
 from captcha_crnn.errors import CaptchaCrnnError
-from captcha_crnn.options import FIXED_LR, PLATEAU_LR, SMALL_VALIDATION, TrainOptions
+from captcha_crnn.options import FIXED_LR, LAZY_ABOVE, PLATEAU_LR, SMALL_VALIDATION, TrainOptions
 
 if TYPE_CHECKING:
     from captcha_crnn.data.synthetic import Style
@@ -163,18 +168,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         metavar="R",
         help=f"with DATA: share of generated images in each epoch (default: {D.mix})",
     )
-    g.add_argument(
-        "--kind",
-        choices=("text", "arithmetic"),
-        help="generated: text (random strings, the default) or arithmetic (expressions such as 12×4=, as "
-        "`generate --kind arithmetic` draws them)",
-    )
-    g.add_argument("--length", help="generated label length, e.g. 4 or 4-8 (default: 4, or like DATA)")
-    g.add_argument(
-        "--size", metavar="WxH", help="generated size, e.g. 160x60 or 200-550x80 (default: 160x60)"
-    )
-    g.add_argument("--transparent", action="store_true", help="generated: colour text on transparent")
-    g.add_argument("--noise-lines", metavar="N", help="generated: extra lines per image, e.g. 2-5")
+    add_style_options(g, in_train=True)
     g = p.add_argument_group(
         "unlabelled images (self-training)",
         "Label the unlabelled images with the model's confident readings and train again, a few rounds; "
@@ -202,7 +196,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         default=None,
         help="decode images in DataLoader workers instead of holding them in memory "
-        "(default: only above 20000 images)",
+        f"(default: only above {LAZY_ABOVE} images)",
     )
     g.add_argument(
         "--workers", type=int, metavar="N", help="DataLoader worker processes (default: automatic)"
@@ -233,24 +227,13 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def _train_style(args: argparse.Namespace) -> Style | None:
-    """The generated style when any style option is given; None lets `train` choose (like DATA)."""
+    """The generated style when any style option is given; None lets `train` choose (like DATA). Its
+    characters are --charset's (digits without it), except for arithmetic, whose expressions bring theirs."""
     if not any((args.kind, args.length, args.size, args.transparent, args.noise_lines)):
         return None
     if not args.synthetic:
         raise CaptchaCrnnError("--kind, --length, --size, --transparent and --noise-lines need --synthetic N")
-    defaults = {"length": "4", "size": "160x60", "noise_lines": "0", "charset": "0123456789"}
-    if args.kind == "arithmetic":  # expressions bring their own characters and lengths
-        if args.length:
-            raise CaptchaCrnnError("--length: not for --kind arithmetic, whose expressions have their own")
-        defaults.update(length=None, charset=None)
-    filled = argparse.Namespace(
-        **{
-            **vars(args),
-            "kind": args.kind or "text",
-            **{k: None if v is None else getattr(args, k) or v for k, v in defaults.items()},
-        }
-    )
-    return style_from_args(filled)
+    return style_from_options(args, None if args.kind == "arithmetic" else args.charset or None)
 
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")

@@ -36,8 +36,6 @@ from captcha_crnn.errors import CaptchaCrnnError, ImageError, LabelError, warn_s
 
 log = logging.getLogger("captcha_crnn")
 
-LAZY_ABOVE = 20_000  # images; above this a folder is read lazily (decoded in workers), not held in memory
-
 
 @dataclass
 class ScannedImage:

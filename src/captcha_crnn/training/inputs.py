@@ -16,7 +16,7 @@ from captcha_crnn.data.labels import LabelledImage, collect, split_validation
 from captcha_crnn.data.synthetic import DIGITS, Renderer, Style
 from captcha_crnn.data.tokenizer import CTCTokenizer
 from captcha_crnn.errors import LabelError
-from captcha_crnn.options import TrainOptions
+from captcha_crnn.options import LAZY_ABOVE, TrainOptions
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Inputs:
 def read_inputs(opts: TrainOptions, extra: Sequence[LabelledImage] = ()) -> Inputs:
     """Labelled images (scanned), the generated style and, for generated data only, a fixed generated
     validation set. `extra` labelled images join the training images only (self-training's pseudo-labels)."""
-    from captcha_crnn.training.datamodule import LAZY_ABOVE, scan
+    from captcha_crnn.training.datamodule import scan
 
     train_images: list = []
     val_images: list = []
