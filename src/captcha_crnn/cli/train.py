@@ -203,7 +203,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     )
     g = p.add_argument_group(
         "hardware",
-        "Multi-process runs use Lightning's DDP; see the README's 'Large data, generated data, several "
+        "Multi-process runs use Lightning's DDP; see docs/deployment.md, 'Large data, generated data, several "
         "machines'.",
     )
     g.add_argument(
