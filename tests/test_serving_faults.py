@@ -16,7 +16,7 @@ import pytest
 from captcha_crnn.data.images import InputPolicy
 from captcha_crnn.errors import UnsupportedImageError
 from captcha_crnn.inference.backends import ONNX_FORMAT
-from captcha_crnn.inference.recognizer import Prediction
+from captcha_crnn.inference.recognizer import Prediction, Reading
 from captcha_crnn.serving.app import ServeLimits, app_from_env, create_app
 from captcha_crnn.serving.threads import threads_per_worker
 
@@ -45,13 +45,10 @@ class FakeModel:
             raise UnsupportedImageError(f"{name}: not an image")
         return data
 
-    def predict_pixels(
-        self,
-        pixels: list[bytes],
-        charset: str | None = None,
-        solve: str | None = None,
-        length: str | None = None,
-    ) -> list[Prediction]:
+    def reading(self, charset: str | None = None, length: str | None = None) -> Reading:
+        return Reading(charset, None)
+
+    def predict_pixels(self, pixels: list[bytes], reading: Reading) -> list[Prediction]:
         self.passes.append(len(pixels))
         self.entered.set()
         self.gate.wait(10)

@@ -21,7 +21,7 @@ from captcha_crnn.cli.main import main
 from captcha_crnn.data.images import InputPolicy
 from captcha_crnn.errors import CaptchaCrnnError
 from captcha_crnn.inference.backends import ONNX_FORMAT
-from captcha_crnn.inference.recognizer import Prediction
+from captcha_crnn.inference.recognizer import Prediction, Reading
 from captcha_crnn.serving.app import app_from_env, create_app, create_models_app
 
 DIGITS, LETTERS = "0123456789", "abc"
@@ -319,7 +319,10 @@ class Tagged:
         self.gate.wait(10)
         return (self.tag, data)
 
-    def predict_pixels(self, pixels, charset=None, solve=None, length=None):
+    def reading(self, charset=None, length=None):
+        return Reading(charset, None)
+
+    def predict_pixels(self, pixels, reading):
         assert all(tag == self.tag for tag, _ in pixels), "one pass mixed two models"
         return [Prediction(self.tag, 1.0) for _ in pixels]
 

@@ -33,6 +33,16 @@ class LabelError(CaptchaCrnnError):
     """A label that the model cannot learn or score (unknown character, too long, missing)."""
 
 
+class OptionError(LabelError):
+    """A reading option (`charset`, `length`) the model cannot take. It carries the option's name and the
+    problem apart, so that each front end words the name its own way: `--charset` on the command line
+    (the message), `charset` in the service (`f"{option} {problem}"`)."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        super().__init__(f"--{option} {problem}")
+        self.option, self.problem = option, problem
+
+
 class ModelFileError(CaptchaCrnnError):
     """A file given as MODEL that is not a captcha-crnn model."""
 

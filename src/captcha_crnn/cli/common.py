@@ -142,15 +142,13 @@ def add_reading_options(p: argparse.ArgumentParser, solve_help: str) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
 
 
-def load_recognizer(args: argparse.Namespace):  # -> Recognizer (imported here: --help stays light)
-    """args.model loaded, and args.charset and args.length checked against it before any work."""
+def load_recognizer(args: argparse.Namespace) -> tuple:  # (Recognizer, Reading): imported here, light --help
+    """args.model loaded, and how to read with it (args.charset, args.length, args.solve), checked
+    against it before any work: a character the model cannot read is one line, now."""
     from captcha_crnn.inference.recognizer import Recognizer
 
     recognizer = Recognizer.load(args.model, batch_size=args.batch_size)
-    if args.charset is not None:
-        recognizer.constraint(args.charset)  # a character the model cannot read: one line, now
-    recognizer.lengths_for(args.length)
-    return recognizer
+    return recognizer, recognizer.reading(args.charset, args.length, args.solve)
 
 
 def check_numbers(

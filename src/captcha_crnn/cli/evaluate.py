@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
         check_apart(args.report, args.data, args.recursive, "--report")
         prepare_report_dir(args.report)  # fail before the work, not after
-    recognizer = load_recognizer(args)
+    recognizer, _ = load_recognizer(args)  # its options checked before the folder is read
     items = collect(args.data, args.labels, args.label_pattern, args.recursive)
     result = evaluate(
         recognizer,

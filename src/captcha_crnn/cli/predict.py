@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from captcha_crnn.inference.evaluate import progress_bar
 
     check_numbers(args, at_least_1=("batch_size",))
-    recognizer = load_recognizer(args)
+    recognizer, reading = load_recognizer(args)
     for path in args.paths:  # a file named directly must exist and be readable: checked before any output
         if not path.is_dir():
             recognizer.preprocess(path)
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(log_probs, Exception):
             skipped.append(str(log_probs))
             continue
-        pred = recognizer.decode(log_probs, args.charset, args.solve, args.length)
+        pred = reading.decode(log_probs)
         if args.json:
             print(json.dumps({"file": str(path), **pred.to_dict()}))
             continue

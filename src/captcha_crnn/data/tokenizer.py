@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from captcha_crnn.errors import LabelError
+from captcha_crnn.errors import LabelError, OptionError
 
 BLANK = 0  # CTC blank is class 0; character i of the charset is class i + 1.
 
@@ -86,7 +86,7 @@ class CTCTokenizer:
         scores as "O" first becomes the best digit, not a missing character.
         """
         if not allowed or any(ch.isspace() for ch in allowed):
-            raise LabelError(f"--charset must be non-empty characters without spaces, got {allowed!r}")
+            raise OptionError("charset", f"must be non-empty characters without spaces, got {allowed!r}")
         allowed = "".join(dict.fromkeys(allowed))
         groups = [(BLANK,)]
         for ch in allowed:
@@ -97,8 +97,8 @@ class CTCTokenizer:
                 if c in self._index and (c == ch or c not in allowed)
             )
             if not group:
-                raise LabelError(
-                    f"--charset has {ch!r}, which the model cannot read (its charset is {self.charset!r})"
+                raise OptionError(
+                    "charset", f"has {ch!r}, which the model cannot read (its charset is {self.charset!r})"
                 )
             groups.append(group)
         return Constraint(CTCTokenizer(allowed), tuple(groups))

@@ -14,7 +14,7 @@ from rapidfuzz.distance import Levenshtein
 from captcha_crnn.arithmetic import answer
 from captcha_crnn.data.labels import LabelledImage
 from captcha_crnn.errors import CaptchaCrnnError, ImageError, LabelError, warn_skipped
-from captcha_crnn.inference.recognizer import Length, Prediction, Recognizer
+from captcha_crnn.inference.recognizer import Length, Recognizer
 
 log = logging.getLogger("captcha_crnn")
 T = TypeVar("T")
@@ -102,16 +102,15 @@ def evaluate(
     must solve (a LabelError names the first that does not). `length` is how many characters a reading
     may have (Recognizer.lengths_for: by default the model's training labels' lengths).
     """
-    text_lengths = recognizer.lengths_for(length)
     if ignore_case or recognizer.ignore_case:
         charset = "".join(dict.fromkeys((charset or recognizer.charset).lower()))
         items = [LabelledImage(item.path, item.label.lower()) for item in items]
-    constraint = recognizer.constraint(charset) if charset is not None else None
-    tok = constraint.tokenizer if constraint else recognizer.tokenizer
+    reading = recognizer.reading(charset, length, solve)
+    tok = reading.alphabet
     for item in items:
         missing = tok.unknown_chars(item.label)
         if missing:
-            whose = "--charset" if constraint else "model charset"
+            whose = "--charset" if charset is not None else "model charset"
             raise LabelError(
                 f"{item.path}: label {item.label!r} has characters the model does not know: {missing!r} "
                 f"({whose} {tok.charset!r})"
@@ -127,10 +126,9 @@ def evaluate(
         if isinstance(log_probs, ImageError):
             bad.append(str(log_probs))
             continue
-        if constraint:
-            log_probs = constraint.project(log_probs)
-        text, confidence = tok.greedy_decode(log_probs, text_lengths=text_lengths)
-        losses.append(ctc_loss([log_probs], [tok.encode(item.label)]))
+        pred = reading.decode(log_probs)
+        text, confidence = pred.text, pred.confidence
+        losses.append(ctc_loss([reading.project(log_probs)], [tok.encode(item.label)]))
         record: dict[str, object] = {
             "file": str(item.path),
             "label": item.label,
@@ -138,7 +136,7 @@ def evaluate(
             "confidence": round(confidence, 6),
         }
         if solve is not None:
-            record["answer"] = Prediction(text, confidence).solved(solve).answer
+            record["answer"] = pred.answer
             record["true_answer"] = truths[item.label]
         records.append(record)
     warn_skipped(bad)

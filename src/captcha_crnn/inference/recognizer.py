@@ -4,66 +4,21 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from captcha_crnn.arithmetic import answer, check_solver
+from captcha_crnn.arithmetic import check_solver
 from captcha_crnn.data.images import ImageSource, InputPolicy, load_for_model, stack_batch
 from captcha_crnn.data.tokenizer import Constraint, CTCTokenizer, Lengths
-from captcha_crnn.errors import CaptchaCrnnError, ImageError
+from captcha_crnn.errors import ImageError, OptionError
 from captcha_crnn.inference.backends import Backend, TorchBackend, load_any
+from captcha_crnn.inference.reading import Length, Prediction, Reading, recorded_lengths
+
+__all__ = ["Length", "Prediction", "Reading", "Recognizer", "recorded_lengths"]
 
 CHUNK = 512  # images decoded and run per step when streaming: memory stays flat whatever the folder's size
-
-
-Length = int | str | tuple[int, int] | None  # a reading's length: 4, "4-6", (4, 6), "any", None (the model's)
-
-
-def recorded_lengths(value: Any) -> Lengths | None:
-    """Label lengths as (fewest, most): from [4, 6] (model.pt), "4-6" or "4" (ONNX metadata, --length), or
-    an int; None if absent or not of those shapes."""
-    try:
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            return value, value
-        if isinstance(value, str):
-            low, _, high = value.strip().partition("-")
-            return int(low), int(high or low)
-        if isinstance(value, (list, tuple)) and len(value) == 2:
-            return int(value[0]), int(value[1])
-    except (ValueError, TypeError):
-        pass
-    return None
-
-
-@dataclass(frozen=True)
-class Prediction:
-    text: str
-    confidence: float  # probability of the best CTC path, in [0, 1]
-    # Solved (solve="arithmetic"): the text's value, or None and answer_error saying why it has none.
-    answer: int | None = None
-    answer_error: str | None = None
-
-    def solved(self, solver: str | None) -> Prediction:
-        """With the text's answer by `solver` (arithmetic.SOLVERS); unchanged for None. The CLI, the
-        Python API and the service all solve through here."""
-        if solver is None:
-            return self
-        found = answer(self.text, solver)
-        return replace(self, answer=found.value, answer_error=found.error)
-
-    def to_dict(self) -> dict[str, Any]:
-        """text and confidence, and the answer fields once solved: what predict --json and the API give."""
-        out: dict[str, Any] = {"text": self.text, "confidence": round(self.confidence, 6)}
-        if self.answer is not None or self.answer_error is not None:
-            out["answer"] = self.answer
-            if self.answer_error is not None:
-                out["answer_error"] = self.answer_error
-        return out
 
 
 class Recognizer:
@@ -185,35 +140,29 @@ class Recognizer:
             return None
         found = recorded_lengths(length)
         if found is None or not 0 < found[0] <= found[1]:
-            raise CaptchaCrnnError(f"--length must be N or N-M with 1 <= N <= M, or 'any'; got {length!r}")
+            raise OptionError("length", f"must be N or N-M with 1 <= N <= M, or 'any'; got {length!r}")
         return found
 
-    def decode(
-        self,
-        log_probs: np.ndarray,
-        charset: str | None = None,
-        solve: str | None = None,
-        length: Length = None,
-    ) -> Prediction:
-        """One image's (frames, classes) log-probabilities -> text, read only as `charset` when given,
-        and solved by `solve` (e.g. "arithmetic") when given. A best path whose text is shorter or longer
-        than `length` allows (by default the training labels' lengths) gives way to the best path of an
-        allowed length: a dropped or doubled glyph is the commonest CTC error on captchas."""
-        lengths = self.lengths_for(length)
-        if charset is None:
-            pred = Prediction(*self.tokenizer.greedy_decode(log_probs, text_lengths=lengths))
-        else:
-            pred = Prediction(*self.constraint(charset).decode(log_probs, lengths))
-        return pred.solved(solve)
+    def reading(self, charset: str | None = None, length: Length = None, solve: str | None = None) -> Reading:
+        """How to read, checked against this model before any image is: `charset` restricts the output
+        to those characters (their scores decide, not a filter afterwards), `length` (4, (4, 6), "4-6",
+        "any"; None: the training labels' lengths) bounds how many, `solve` ("arithmetic") reads the text
+        as an expression. An OptionError names a charset or length the model cannot take."""
+        if solve is not None:
+            check_solver(solve)
+        constraint = self.constraint(charset) if charset is not None else None
+        return Reading(charset, self.lengths_for(length), solve, self.tokenizer, constraint)
+
+    def decode(self, log_probs: np.ndarray, reading: Reading | None = None) -> Prediction:
+        """One image's (frames, classes) log-probabilities -> Prediction, read as `reading` says (None:
+        the model's defaults)."""
+        return (reading or self.reading()).decode(log_probs)
 
     def predict_pixels(
-        self,
-        pixels: Sequence[np.ndarray],
-        charset: str | None = None,
-        solve: str | None = None,
-        length: Length = None,
+        self, pixels: Sequence[np.ndarray], reading: Reading | None = None
     ) -> list[Prediction]:
-        return [self.decode(lp, charset, solve, length) for lp in self.log_probs(pixels)]
+        reading = reading or self.reading()
+        return [reading.decode(lp) for lp in self.log_probs(pixels)]
 
     def predict(
         self,
@@ -231,14 +180,10 @@ class Recognizer:
         `solve="arithmetic"` also reads the text as an expression: `answer` is its value, or None with
         `answer_error` saying why.
         """
-        if charset is not None:
-            self.constraint(charset)  # a bad charset fails before any image is read
-        self.lengths_for(length)  # and so does a bad length
-        if solve is not None:
-            check_solver(solve)
+        reading = self.reading(charset, length, solve)  # a bad option fails before any image is read
         single = not isinstance(images, (list, tuple))
         decoded = self.preprocess_many([images] if single else list(images))
         if error := next((d for d in decoded if isinstance(d, ImageError)), None):
             raise error
-        preds = self.predict_pixels(decoded, charset, solve, length)  # type: ignore[arg-type]
+        preds = self.predict_pixels(decoded, reading)  # type: ignore[arg-type]
         return preds[0] if single else preds

@@ -132,21 +132,14 @@ class Workbench:
             self.broken[rel] = str(scores)
             return
         self.broken.pop(rel, None)  # read now (an image that was still being copied in, say)
-        constraint = self._constraint()
-        if constraint is not None:
-            text, confidence = constraint.decode(scores, self.recognizer.text_lengths)
-        else:
-            pred = self.recognizer.decode(scores)
-            text, confidence = pred.text, pred.confidence
-        self.suggestions[rel] = Suggestion(text, round(float(confidence), 6))
+        pred = self.recognizer.decode(scores, self._reading())
+        self.suggestions[rel] = Suggestion(pred.text, round(float(pred.confidence), 6))
 
-    def _constraint(self) -> Any:
+    def _reading(self) -> Any:
         """Suggestions keep to the characters of --charset that the current model can read."""
-        if not self.charset or self.recognizer is None:
-            return None
         known = set(self.recognizer.charset) | {c.swapcase() for c in self.recognizer.charset}
-        readable = "".join(c for c in self.charset if c in known)
-        return self.recognizer.constraint(readable) if readable else None
+        readable = "".join(c for c in self.charset or "" if c in known)
+        return self.recognizer.reading(readable or None)
 
     def suggestion(self, rel: str) -> Suggestion:
         """The model's reading of one image, made now if the background scoring has not got there."""

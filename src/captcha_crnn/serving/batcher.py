@@ -21,8 +21,8 @@ import anyio
 import numpy as np
 
 from captcha_crnn.data.images import IMAGE_FORMATS, InputPolicy
-from captcha_crnn.errors import ImageError, LabelError, UnsupportedImageError
-from captcha_crnn.inference.recognizer import Prediction
+from captcha_crnn.errors import ImageError, OptionError, UnsupportedImageError
+from captcha_crnn.inference.reading import Prediction, Reading
 from captcha_crnn.serving.limits import ServeLimits
 
 log = logging.getLogger("captcha_crnn.serving")
@@ -59,13 +59,9 @@ class Model(Protocol):
         self, image: bytes, name: str, max_pixels: int, formats: tuple[str, ...]
     ) -> np.ndarray: ...
 
-    def predict_pixels(
-        self,
-        pixels: list[np.ndarray],
-        charset: str | None = None,
-        solve: str | None = None,
-        length: str | None = None,
-    ) -> list[Prediction]: ...
+    def reading(self, charset: str | None = None, length: str | None = None) -> Reading: ...
+
+    def predict_pixels(self, pixels: list[np.ndarray], reading: Reading) -> list[Prediction]: ...
 
 
 Outcome = list[dict[str, Any]] | ApiError
@@ -241,22 +237,26 @@ class MicroBatcher:
         gets the 500. One model serves the whole pass, even if a reload swaps `self.model` meanwhile."""
         model = self.model
         outcomes: list[Outcome] = []
-        by_reading: dict[tuple[str | None, str | None], tuple[list[np.ndarray], list[int]]] = {}
+        # One pass per way of reading; each built with this pass's model (the request was checked against
+        # the model of its time: a reload since may have brought a model that cannot read its charset).
+        by_reading: dict[Reading, tuple[list[np.ndarray], list[int]]] = {}
         for index, job in enumerate(jobs):
             decoded = self._decode(model, job)
             outcomes.append(decoded if isinstance(decoded, ApiError) else [])
-            if not isinstance(decoded, ApiError):
-                pixels, owners = by_reading.setdefault((job.charset, job.length), ([], []))
-                pixels += decoded
-                owners += [index] * len(decoded)
+            if isinstance(decoded, ApiError):
+                continue
+            try:
+                reading = model.reading(job.charset, job.length)
+            except OptionError as exc:
+                outcomes[index] = ApiError(422, f"{exc.option} {exc.problem}")
+                continue
+            pixels, owners = by_reading.setdefault(reading, ([], []))
+            pixels += decoded
+            owners += [index] * len(decoded)
         answers = []
         try:
-            for (charset, length), (pixels, owners) in by_reading.items():
-                try:
-                    answers.append((owners, self._forward(model, pixels, charset, length)))
-                except LabelError as exc:  # checked against the model before a reload swapped it
-                    for owner in owners:
-                        outcomes[owner] = ApiError(422, str(exc).replace("--charset", "charset"))
+            for reading, (pixels, owners) in by_reading.items():
+                answers.append((owners, self._forward(model, pixels, reading)))
         except Exception as exc:
             error = internal_error(exc, "running the model")
             return [error] * len(jobs)
@@ -277,12 +277,10 @@ class MicroBatcher:
         except Exception as exc:
             return internal_error(exc, "reading the images")
 
-    def _forward(
-        self, model: Model, pixels: list[np.ndarray], charset: str | None, length: str | None
-    ) -> list[Prediction]:
+    def _forward(self, model: Model, pixels: list[np.ndarray], reading: Reading) -> list[Prediction]:
         """Never more than `max_queue_batch` images in one network call."""
         step = self.limits.max_queue_batch
         preds: list[Prediction] = []
         for start in range(0, len(pixels), step):
-            preds += model.predict_pixels(pixels[start : start + step], charset, length=length)
+            preds += model.predict_pixels(pixels[start : start + step], reading)
         return preds

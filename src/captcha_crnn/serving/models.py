@@ -122,7 +122,7 @@ def self_check(model: Any, max_pixels: int) -> None:
     buf = io.BytesIO()
     Image.new("RGB", (policy.fixed_width or policy.min_width, policy.height), "white").save(buf, "PNG")
     pixels = model.preprocess(buf.getvalue(), "probe.png", max_pixels, IMAGE_FORMATS)
-    (pred,) = model.predict_pixels([pixels])
+    (pred,) = model.predict_pixels([pixels], model.reading())
     if not isinstance(pred.text, str):
         raise CaptchaCrnnError(f"self-check: the model read {type(pred.text).__name__}, not text")
 

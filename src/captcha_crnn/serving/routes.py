@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from captcha_crnn import __version__
 from captcha_crnn.arithmetic import SOLVERS
 from captcha_crnn.data.images import header_pixels
-from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.errors import OptionError
 from captcha_crnn.inference.recognizer import Recognizer
 from captcha_crnn.serving.batcher import ApiError
 from captcha_crnn.serving.limits import ServeLimits
@@ -244,12 +244,9 @@ def _check_reading(
     if solve is not None and solve not in SOLVERS:
         raise ApiError(422, f"unknown solve {solve!r}; choose from: {', '.join(SOLVERS)}")
     try:
-        if charset is not None:
-            recognizer.constraint(charset)
-        if length is not None:
-            recognizer.lengths_for(length)
-    except CaptchaCrnnError as exc:
-        raise ApiError(422, str(exc).replace("--charset", "charset").replace("--length", "length")) from None
+        recognizer.reading(charset, length)
+    except OptionError as exc:
+        raise ApiError(422, f"{exc.option} {exc.problem}") from None
 
 
 def _is_multipart(request: Request) -> bool:
