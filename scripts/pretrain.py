@@ -2,7 +2,8 @@
 
     python scripts/pretrain.py render [--images 200000]      # draw the stage's images once, to disk
     python scripts/pretrain.py train [--minutes 95]           # starts, or resumes, runs/general-4
-    python scripts/pretrain.py package                        # last weights -> weights/
+    python scripts/pretrain.py package                        # last weights -> weights/general.*
+    python scripts/pretrain.py base FILE                      # a nano model -> weights/general-base.*
 
 Stage 4 trains the reader (the `small` preset, ~5x nano's parameters) from a random start on a 2-core
 CPU. Earlier stages drew every image afresh in DataLoader workers, which took the cores the network
@@ -273,6 +274,34 @@ def package() -> None:
     print(f"packaged {WEIGHTS}: {json.dumps(seen)}")
 
 
+def base(source: Path) -> None:
+    """`source` (a nano general model, e.g. stage 3's general.pt) -> general-base.pt + general-base.json:
+    the weights `train --init general` starts from, with the recipe and stages they were trained on."""
+    import shutil
+    import tempfile
+
+    from captcha_crnn.model.io import load_model
+
+    bundle = load_model(source)
+    recipe = bundle.meta.get("recipe")
+    if bundle.model.config.channels != (12, 24, 48, 48, 64, 64) or not recipe:
+        sys.exit(f"{source}: not a nano general model with its recipe (the base must be what train builds)")
+    with tempfile.TemporaryDirectory(dir=WEIGHTS) as tmp:
+        staged = Path(tmp) / "general-base.pt"
+        shutil.copyfile(source, staged)
+        manifest = {
+            "name": "general-base",
+            "role": "the base: what `train --init general` starts from (nano, fast to fine-tune on a CPU)",
+            "files": {"general-base.pt": sha256(staged)},
+            "trained": bundle.meta.get("trained", {}),
+            "recipe": recipe,
+        }
+        (Path(tmp) / "general-base.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        os.replace(staged, WEIGHTS / "general-base.pt")
+        os.replace(Path(tmp) / "general-base.json", WEIGHTS / "general-base.json")
+    print(f"packaged {WEIGHTS / 'general-base.pt'} from {source}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -283,13 +312,17 @@ def main() -> None:
     r.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="drawing processes")
     t = sub.add_parser("train", help="start or resume the pre-training run")
     t.add_argument("--minutes", type=float, default=95.0, help="total training time across resumes")
-    sub.add_parser("package", help="ship the run's model as package data")
+    sub.add_parser("package", help="ship the run's model as package data (the reader)")
+    b = sub.add_parser("base", help="ship a nano general model as the base that fine-tuning starts from")
+    b.add_argument("source", type=Path, help="the model file, e.g. stage 3's general.pt")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "render":
         render(args.images, args.workers)
     elif args.command == "train":
         train(args.minutes)
+    elif args.command == "base":
+        base(args.source)
     else:
         package()
 
