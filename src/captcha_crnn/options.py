@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from captcha_crnn.data.synthetic import Style
 
 # Below this many validation images, model.pt keeps the last weights rather than the epoch of lowest
-# validation loss: on 20 images (200 labels, 10% held out) that loss chose epoch 60 of 183 in two of three
-# runs of a hard tuning style, 3.2-3.6 points worse on new images than the last weights (docs/accuracy.md).
+# validation loss: so few images rank epochs by noise (docs/accuracy.md, "Starting from the shipped
+# general model").
 SMALL_VALIDATION = 100
 # The fixed schedule's length in optimiser steps (see TrainOptions.schedule), and the peak LRs. Fine-tuning
 # for 400 steps with a cosine read a hard tuning style best at a 3x higher peak than the plateau

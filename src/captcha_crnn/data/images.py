@@ -367,10 +367,8 @@ class InputPolicy:
 DEFAULT_HEIGHT = 32
 
 
-# Output frames per label character that the default stretch aims for. On a tuning style of warped,
-# overlapping glyphs (170x64, 5-6 characters; docs/accuracy.md), 3.5 frames per character read 85.8% of
-# the test images, 5.3 read 94.6% and 7 read 95.6%; captcha-v2 (6.4) and tii-digits (8.75) already had
-# enough.
+# Output frames per label character that the default stretch aims for: overlapping glyphs need room to
+# be told apart, and past ~6 more frames gained little (docs/accuracy.md, "Input width").
 FRAMES_PER_CHAR = 6
 MAX_STRETCH = 3.0  # beyond this the glyphs' shapes change more than the frames help
 

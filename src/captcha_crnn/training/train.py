@@ -168,8 +168,7 @@ def _trainer(opts: TrainOptions, run: Path) -> tuple:
     from captcha_crnn.training.checkpoints import AtomicCheckpointIO
 
     # The best checkpoint by validation loss, not CER: on a small validation set CER touches 0 long before
-    # the model is done (one run: best.ckpt 94.5% on new images, last.ckpt 98.8%), while the loss keeps
-    # ranking models after that.
+    # the model is done, while the loss keeps ranking models after that (docs/accuracy.md).
     best = ModelCheckpoint(
         dirpath=run / "checkpoints",
         filename="best",
