@@ -41,6 +41,7 @@ from captcha_crnn.data.labels import LabelledImage, collect
 from captcha_crnn.data.synthetic import Style, generate
 from captcha_crnn.inference.evaluate import evaluate
 from captcha_crnn.inference.recognizer import Recognizer
+from captcha_crnn.training.self_training import self_train
 from captcha_crnn.training.train import TrainOptions, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +104,7 @@ def train_and_test(
     for key, value in overrides.items():
         setattr(opts, key, value)
     start = time.monotonic()
-    result = train(opts)
+    result = self_train(opts) if opts.unlabelled is not None else train(opts)  # as the CLI dispatches
     wall = time.monotonic() - start
     run_info = json.loads((out / "run.json").read_text())
     m = evaluate(Recognizer.load(result.model_path), test)

@@ -69,7 +69,7 @@ def add_style_options(g: argparse._ActionsContainer, in_train: bool) -> None:
         "--size",
         default=default("size"),
         metavar="WxH",
-        help=f"image size; a width range such as 200-550x80 draws each image's width (default: 160x60{like_data})",
+        help="image size; a width range such as 200-550x80 draws each image's width (default: 160x60)",
     )
     g.add_argument(
         "--transparent", action="store_true", help="colour text on a transparent background (RGBA)"

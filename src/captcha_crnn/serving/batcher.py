@@ -250,6 +250,9 @@ class MicroBatcher:
             except OptionError as exc:
                 outcomes[index] = ApiError(422, f"{exc.option} {exc.problem}")
                 continue
+            except Exception as exc:
+                outcomes[index] = internal_error(exc, "running the model")
+                continue
             pixels, owners = by_reading.setdefault(reading, ([], []))
             pixels += decoded
             owners += [index] * len(decoded)

@@ -235,14 +235,14 @@ def _donor(opts: TrainOptions, config: Any) -> tuple[Any, str]:
 
 
 def _capacity(opts: TrainOptions, policy: InputPolicy) -> str:
-    """Why this network size. The default stays the general model's (nano, height 32) whatever the data:
-    starting from its weights beat a random start on the style suite, and a larger network or input would
-    start from random weights. What follows the data is the width (stretch): on a tuning style a height-48
-    input helped only by being wider, and widening at height 32 did as well in half the time."""
+    """Why this network size. The default stays the general model's base (nano, height 32) whatever the
+    data: starting from its weights beat a random start on the style suite, and it fine-tunes fast on a
+    CPU. What follows the data is the width (stretch): on a tuning style a height-48 input helped only by
+    being wider, and widening at height 32 did as well in half the time."""
     if opts.preset == TrainOptions(data=None).preset and policy.height == DEFAULT_HEIGHT:
         return (
             f"{opts.preset} at height {policy.height}, the general model's size, so its weights can start "
-            "training (--preset small or --height 48 for a larger network from random weights)"
+            "training (--preset small: the larger general reader's; --height 48: random weights)"
         )
     return f"{opts.preset} at height {policy.height} (--preset, --height)"
 
