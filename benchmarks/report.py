@@ -218,7 +218,9 @@ def general_section(d: dict) -> list[str]:
         "pre-training held back. Case-insensitive, except the rows marked (case). Restricted: `--charset` "
         "set to the set's characters (ddddocr: its own `set_ranges`, and its probabilities masked the same "
         "way). + length: also `--length` set to the labels' length; ddddocr has no such option, so its "
-        "masked probabilities go through the same length-constrained decoding. Sizes: "
+        "masked probabilities go through the same length-constrained decoding. ms/image: single images, "
+        "bytes in and text out, timed beside whatever else ran (ddddocr's cached with its readings): "
+        "a guide, not a timing benchmark (benchmarks/inference.py is one). Sizes: "
         + ", ".join(f"{k} {v} MB" for k, v in d["sizes_mb"].items())
         + ".",
         "",

@@ -245,7 +245,11 @@ def package() -> None:
     from captcha_crnn.export.onnx import export
     from captcha_crnn.model.io import load_model, save_model
 
+    # model.pt when the run ended by itself; else the last epoch's checkpoint (its weights' moving average):
+    # a stage stopped early, to fit a session, ships what its last whole epoch left.
     model = RUN / "run" / "model.pt"
+    if not model.is_file():
+        model = RUN / "run" / "checkpoints" / "last.ckpt"
     if not model.is_file():
         sys.exit(f"{model}: no model yet; run `python scripts/pretrain.py train` first")
     bundle = load_model(model)
@@ -255,6 +259,7 @@ def package() -> None:
         "images": len(rows) * _count(SHARDS / "train"),
         "minutes": round(float(rows[-1]["elapsed_s"]) / 60, 1),
         "val_seq_acc": float(rows[-1]["val_seq_acc"]),  # generated + held-back real images
+        "from": model.name,
     }
     meta = {"name": "general", "recipe": recipe(), "trained": seen}
     WEIGHTS.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """The shipped general model: loads by name (ONNX, without torch), carries its recipe, is checked against
-its checksum, reads captchas, and starts a grey or colour model of any charset."""
+its checksum, reads captchas, and starts a grey or colour model of any charset. Two models answer to
+`general`: the reader, and the base that fine-tuning starts from."""
 
 import json
 import shutil
@@ -24,6 +25,24 @@ def test_loads_by_name_with_its_recipe_and_checksums():
     assert rec.meta["path"] == "general" and set(rec.charset) == set(CHARSET) and rec.policy.channels == 3
     bundle = load_model("general")  # the PyTorch weights, what fine-tuning starts from
     assert bundle.charset == rec.charset and bundle.meta["recipe"] == record["recipe"]
+
+
+def test_a_larger_reader_reads_and_a_nano_base_starts_fine_tuning():
+    from captcha_crnn.model.presets import PRESETS
+    from captcha_crnn.weights import base_for, resolve
+
+    base = manifest("general-base")
+    assert set(base["files"]) == {"general-base.pt"} and base["recipe"]["seed"]
+    assert all((HERE / name).stat().st_size < 10_000_000 for name in base["files"])
+    reader, starter = load_model("general"), load_model("general-base")
+
+    def size(bundle):
+        return sum(p.numel() for p in bundle.model.parameters())
+
+    assert size(reader) > 3 * size(starter)  # capacity where reading with no training needs it
+    assert starter.model.config.channels == PRESETS["nano"].channels  # what `train` builds by default
+    assert base_for("general") == ["general-base", "general"]
+    assert resolve("general-base", ".onnx").name == "general-base.pt"  # it ships no ONNX file
 
 
 def test_a_file_that_does_not_match_its_checksum_is_refused(tmp_path, monkeypatch):

@@ -76,12 +76,15 @@ def test_train_starts_from_the_general_model_when_it_fits_and_says_so(tmp_path, 
     base = ["train", str(captcha_dir), "--max-epochs", "1", "--no-progress"]
     assert main([*base, "--out", str(tmp_path / "a")]) == 0
     choices = json.loads((tmp_path / "a" / "run.json").read_text())["choices"]
-    assert "general model" in choices["start"]
+    assert "general model" in choices["start"] and "(general-base)" in choices["start"]  # the base
     assert choices["model"].startswith("nano at height 32, the general model's size")
-    assert main([*base, "--out", str(tmp_path / "b"), "--preset", "small"]) == 0  # does not fit: random
+    assert main([*base, "--out", str(tmp_path / "s"), "--preset", "small"]) == 0  # the reader's size
+    choices = json.loads((tmp_path / "s" / "run.json").read_text())["choices"]
+    assert "general model" in choices["start"] and "(general)" in choices["start"]
+    assert main([*base, "--out", str(tmp_path / "b"), "--preset", "medium"]) == 0  # neither fits: random
     choices = json.loads((tmp_path / "b" / "run.json").read_text())["choices"]
     assert choices["start"].startswith("random weights: the shipped general model does not fit")
-    assert choices["model"] == "small at height 32 (--preset, --height)"
+    assert choices["model"] == "medium at height 32 (--preset, --height)"
     assert main([*base, "--out", str(tmp_path / "c"), "--init", "none", "--stretch", "1"]) == 0
     run = json.loads((tmp_path / "c" / "run.json").read_text())
     assert run["choices"]["start"].endswith("(--init none)")
