@@ -14,6 +14,14 @@ in width-bucketed batches (datamodule.WidthBuckets). `package` may run while tra
 writes `general.pt` (weights, charset, recipe, seed in its metadata), `general.onnx` for the slim
 install, and `general.json` with both files' SHA-256, which loading checks.
 
+Stage 4 (this script as it stands, SEED 20261206) is the reader's first: 5 epochs of 225,610 images,
+116.7 minutes on 2 CPU cores, shipped as `general` (its record is in weights/general.json). A next stage
+starts from those weights, not from random ones: set `OPTIONS["init"]` to
+"src/captcha_crnn/weights/general.pt", a new RUN and SEED (a new recipe draws new images and a new
+validation set), render again, and record stage 4 in a STAGES list for `package` to add up, as the nano
+stages 1-3 were (git history of this file, commit 48b2dc5). Stage 3's nano weights ship as
+`general-base` (`base`), which `train --init general` starts from.
+
 The fonts come from Debian packages and OpenCV, which the shipped package does not need:
     apt-get install fonts-liberation fonts-freefont-ttf fonts-roboto-unhinted fonts-urw-base35
     pip install 'opencv-python-headless<5'   # its Hershey stroke fonts (OpenCV 5 draws others)
