@@ -126,9 +126,10 @@ def evaluate(
         if isinstance(log_probs, ImageError):
             bad.append(str(log_probs))
             continue
-        pred = reading.decode(log_probs)
+        projected = reading.project(log_probs)
+        pred = reading.read(projected)
         text, confidence = pred.text, pred.confidence
-        losses.append(ctc_loss([reading.project(log_probs)], [tok.encode(item.label)]))
+        losses.append(ctc_loss([projected], [tok.encode(item.label)]))
         record: dict[str, object] = {
             "file": str(item.path),
             "label": item.label,

@@ -86,5 +86,9 @@ class Reading:
         """One image's log-probabilities -> text, confidence (and answer). A best path whose text is
         shorter or longer than `lengths` allows gives way to the best path of an allowed length: a
         dropped or doubled glyph is the commonest CTC error on captchas."""
-        text, confidence = self.alphabet.greedy_decode(self.project(log_probs), text_lengths=self.lengths)
+        return self.read(self.project(log_probs))
+
+    def read(self, projected: np.ndarray) -> Prediction:
+        """`decode` of scores already `project`ed (evaluate projects once, for the reading and the loss)."""
+        text, confidence = self.alphabet.greedy_decode(projected, text_lengths=self.lengths)
         return Prediction(text, confidence).solved(self.solve)
