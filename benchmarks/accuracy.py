@@ -172,11 +172,12 @@ def run_style(name: str, style: Style, n_train: int, minutes: float, overrides: 
 
 def describe(style: Style, n_train: int) -> str:
     w = f"{style.width[0]}" if style.width[0] == style.width[1] else f"{style.width[0]}-{style.width[1]}"
-    n = style.length
+    drawn = style.generator()  # the labels it draws
+    n = drawn.length
     length = f"{n[0]}" if n[0] == n[1] else f"{n[0]}-{n[1]}"
     look = style.look
     what = f", {look.background} background, {look.colours} glyphs" if look is not None else ""
-    return f"{length} of {len(style.charset)} symbols, {w}x{style.height}{what}; {n_train} training images"
+    return f"{length} of {len(drawn.charset)} symbols, {w}x{style.height}{what}; {n_train} training images"
 
 
 def summary(runs: list[dict]) -> dict:

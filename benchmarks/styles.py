@@ -20,6 +20,7 @@ from captcha_crnn.data.synthetic import DIGITS, Style
 
 LOWER_ALNUM = string.ascii_lowercase + DIGITS
 UPPER = string.ascii_uppercase
+CASE_57 = "".join(c for c in string.ascii_letters + DIGITS if c not in "0O1lI")  # 57 case-sensitive classes
 
 SUITE: dict[str, tuple[Style, int]] = {
     # imitates a real set: 4-8 lower-case letters and digits, 140-770 x 80, separated colour glyphs on
@@ -191,6 +192,111 @@ SUITE: dict[str, tuple[Style, int]] = {
     # curves), 5-6 of 31 symbols: the hardest style the project had before this suite (85% with 2000
     # images); 5000 here
     "captcha-library": (Style(charset="abcdefghjkmnpqrstuvwxyz23456789", length=(5, 6)), 5000),
+    # The real-style issue's looks again (TUNING has their stand-ins), in other fonts and seeds:
+    # small glyphs far apart on a wide transparent canvas, in either case, some hollow
+    "small-text": (
+        Style(
+            charset=LOWER_ALNUM,
+            length=(4, 8),
+            width=(160, 720),
+            height=80,
+            look=Look(
+                fonts=("dejavu-condensed", "dejavu-serif-italic", "dejavu-mono-bold"),
+                background="transparent",
+                colours="multi",
+                size=(0.2, 0.28),
+                rotation=12,
+                baseline=0.1,
+                spacing=(0.5, 1.4),
+                strike_lines=(2, 3),
+                line_width=(1, 1),
+                mixed_case=True,
+                outline=0.25,
+            ),
+        ),
+        4000,
+    ),
+    # 57 case-sensitive classes, glyphs of mixed size and rotation on a patterned background
+    "patterned-57": (
+        Style(
+            charset=CASE_57,
+            length=(5, 7),
+            width=(200, 200),
+            height=90,
+            look=Look(
+                fonts=("dejavu-sans", "dejavu-serif-bold", "dejavu-condensed"),
+                background="pattern",
+                colours="dark",
+                size=(0.35, 0.6),
+                rotation=25,
+                baseline=0.08,
+                spacing=(-0.05, 0.25),
+            ),
+        ),
+        6000,
+    ),
+    # touching colour glyphs on a white-to-grey fade
+    "touching-fade": (
+        Style(
+            charset=LOWER_ALNUM,
+            length=(5, 5),
+            width=(240, 240),
+            height=40,
+            look=Look(
+                fonts=("dejavu-condensed-bold", "dejavu-sans-oblique"),
+                background="fade",
+                colours="random",
+                size=(0.6, 0.78),
+                rotation=12,
+                baseline=0.05,
+                spacing=(-0.3, -0.1),
+            ),
+        ),
+        3000,
+    ),
+    # black glyphs in either case, speckle noise and one thick curve
+    "speckle-curve": (
+        Style(
+            charset=LOWER_ALNUM,
+            length=(6, 6),
+            width=(180, 180),
+            height=50,
+            look=Look(
+                fonts=("dejavu-mono", "dejavu-serif-condensed"),
+                colours="dark",
+                size=(0.5, 0.7),
+                rotation=18,
+                baseline=0.06,
+                spacing=(-0.1, 0.15),
+                strike_lines=(1, 1),
+                line_width=(3, 5),
+                dots=0.07,
+                mixed_case=True,
+            ),
+        ),
+        4000,
+    ),
+    # small pastel glyphs among short thin lines, JPEG
+    "pastel-lines": (
+        Style(
+            charset=UPPER + DIGITS,
+            length=(4, 4),
+            width=(100, 100),
+            height=35,
+            look=Look(
+                fonts=("dejavu-condensed-bold", "dejavu-serif"),
+                background="light",
+                colours="pastel",
+                size=(0.4, 0.55),
+                rotation=12,
+                baseline=0.08,
+                spacing=(0.1, 0.4),
+                segments=(12, 25),
+                jpeg=70,
+            ),
+        ),
+        3700,
+    ),
 }
 
 TUNING: dict[str, tuple[Style, int]] = {
@@ -256,5 +362,115 @@ TUNING: dict[str, tuple[Style, int]] = {
             ),
         ),
         4000,
+    ),
+    # Stand-ins for the real styles the real-style issue (26) reports, from their descriptions (their
+    # images stay with the issue's authors); the suite has each look again in other fonts and seeds.
+    # Glyphs fill about a quarter of a wide transparent canvas's height, far apart, drawn in either case
+    # for lower-case labels, some hollow; 2-3 thin lines across (the real one read 32.1% by default)
+    "tune-small-text": (
+        Style(
+            charset=LOWER_ALNUM,
+            length=(4, 8),
+            width=(140, 770),
+            height=80,
+            noise_lines=(1, 1),  # beside the strike lines, one from anywhere to anywhere
+            look=Look(
+                fonts=("dejavu-sans", "dejavu-serif-bold", "dejavu-sans-oblique"),
+                background="transparent",
+                colours="random",
+                size=(0.2, 0.27),
+                rotation=10,
+                baseline=0.12,
+                spacing=(1.0, 2.5),
+                strike_lines=(2, 3),
+                line_width=(1, 1),
+                mixed_case=True,
+                outline=0.3,
+            ),
+        ),
+        4000,
+    ),
+    # BotDetect-like: 5-7 of 57 case-sensitive letters and digits, glyphs of mixed size and rotation on
+    # a patterned background, 200x90 (89.6% by default, still rising at the 15-minute cap)
+    "tune-patterned-57": (
+        Style(
+            charset=CASE_57,
+            length=(5, 7),
+            width=(200, 200),
+            height=90,
+            look=Look(
+                fonts=("dejavu-sans-bold", "dejavu-serif", "dejavu-condensed-bold"),
+                background="pattern",
+                colours="random",
+                size=(0.35, 0.6),
+                rotation=25,
+                baseline=0.08,
+                spacing=(-0.05, 0.2),
+            ),
+        ),
+        6000,
+    ),
+    # 5 touching colour glyphs on a white-to-grey fade, 255x40 (97.8% from 3000 images by default)
+    "tune-touching-fade": (
+        Style(
+            charset=LOWER_ALNUM,
+            length=(5, 5),
+            width=(255, 255),
+            height=40,
+            look=Look(
+                fonts=("dejavu-sans-bold", "dejavu-serif-bold"),
+                background="fade",
+                colours="multi",
+                size=(0.6, 0.75),
+                rotation=15,
+                baseline=0.05,
+                spacing=(-0.3, -0.1),
+            ),
+        ),
+        3000,
+    ),
+    # 6 black glyphs in either case for lower-case labels, speckle noise, one thick curve through them,
+    # 180x50 (91.8% from 4000 images by default)
+    "tune-speckle-curve": (
+        Style(
+            charset=LOWER_ALNUM,
+            length=(6, 6),
+            width=(180, 180),
+            height=50,
+            look=Look(
+                fonts=("dejavu-serif", "dejavu-sans-bold"),
+                colours="dark",
+                size=(0.5, 0.7),
+                rotation=20,
+                baseline=0.06,
+                spacing=(-0.1, 0.1),
+                strike_lines=(1, 1),
+                line_width=(3, 5),
+                dots=0.07,
+                mixed_case=True,
+            ),
+        ),
+        4000,
+    ),
+    # 4 small pastel glyphs among short thin lines, saved as JPEG, 100x35 (97.6% from 3700 images)
+    "tune-pastel-lines": (
+        Style(
+            charset=UPPER + DIGITS,
+            length=(4, 4),
+            width=(100, 100),
+            height=35,
+            look=Look(
+                fonts=("dejavu-sans", "dejavu-mono-bold"),
+                background="white",
+                colours="pastel",
+                size=(0.4, 0.55),
+                rotation=15,
+                baseline=0.08,
+                spacing=(0.1, 0.4),
+                segments=(15, 30),
+                jpeg=60,
+            ),
+        ),
+        3700,
     ),
 }

@@ -111,7 +111,7 @@ def test_the_default_font_draws_every_character():
 
     cmap = ttlib.TTFont(font_path("droid-mono")).getBestCmap()
     assert [ch for ch in CHARSET if ord(ch) not in cmap] == []
-    assert Renderer(Style(kind="arithmetic"), 0).look.fonts == ("droid-mono",)
+    assert Renderer(Style(kind="arithmetic"), 0).generator.look.fonts == ("droid-mono",)
 
 
 # ---------------------------------------------------------------- generating
@@ -119,7 +119,8 @@ def test_the_default_font_draws_every_character():
 
 def test_style_kind_fixes_the_charset_and_lengths_and_round_trips():
     style = Style(kind="arithmetic", charset="abc", length=(1, 2))
-    assert (style.charset, style.length) == (CHARSET, LENGTH)  # what label() draws, for training's checks
+    drawn = style.generator()  # what its labels hold, which training checks
+    assert (drawn.charset, drawn.length) == (CHARSET, LENGTH)
     assert Style.from_dict(json.loads(json.dumps(asdict(style)))) == style
     assert Style().kind == "text"
     with pytest.raises(CaptchaCrnnError, match="unknown kind 'sums'"):

@@ -210,3 +210,78 @@ def test_crop_cuts_the_image_to_its_text_with_at_most_the_margin_asked_for() -> 
     assert tight.width < loose.width <= tight.width + tight.height and tight.height < loose.height
     with pytest.raises(CaptchaCrnnError, match="crop"):
         Look(crop=-0.1)
+
+
+def _glyph_heights(look: Look, label: str) -> list[int]:
+    return [mask.height for mask, _, _ in looks._layout(look, label, 400, 60, random.Random(2))]
+
+
+def test_mixed_case_draws_letters_in_both_cases_and_digits_unchanged() -> None:
+    plain = Look(fonts=("dejavu-sans",), background="white", size=(0.5, 0.5), spacing=(0.1, 0.1))
+    mixed = Look(**{**asdict(plain), "mixed_case": True})
+    assert len(set(_glyph_heights(plain, "aaaaaaaaaa"))) == 1  # one size: x-height only
+    assert len(set(_glyph_heights(mixed, "aaaaaaaaaa"))) == 2  # x-height and cap height
+    assert len(set(_glyph_heights(mixed, "7777777777"))) == 1
+
+
+def test_outline_as_a_chance_makes_some_glyphs_hollow() -> None:
+    def ink(outline: float) -> list[float]:  # each glyph's share of inked pixels
+        look = Look(fonts=("dejavu-sans-bold",), size=(0.7, 0.7), outline=outline)
+        masks = looks._layout(look, "HHHHHHHHHHHH", 600, 60, random.Random(4))
+        return [float(np.asarray(mask).mean()) / 255 for mask, _, _ in masks]
+
+    solid, hollow = min(ink(0.0)), max(ink(1.0))
+    assert hollow < 0.8 * solid
+    mixed = ink(0.5)
+    assert any(i <= hollow for i in mixed) and any(i >= solid for i in mixed)  # both in one image
+    with pytest.raises(CaptchaCrnnError, match="outline"):
+        Look(outline=1.5)
+
+
+def test_fade_runs_from_white_to_grey_and_pattern_is_not_plain() -> None:
+    for seed in range(6):
+        fade = pixels(looks._background("fade", 120, 40, random.Random(seed))).astype(int)
+        assert (fade[..., 0] == fade[..., 2]).all()  # grey
+        assert fade.max() == 255 and 170 <= fade.min() <= 225
+        pattern = pixels(looks._background("pattern", 120, 40, random.Random(seed))).astype(int)
+        assert len(np.unique(pattern.reshape(-1, 3), axis=0)) >= 2 and pattern.mean() > 150  # light
+
+
+def test_pastel_glyphs_are_soft_but_readable_on_white() -> None:
+    rng = random.Random(0)
+    for i in range(50):
+        colour = looks._glyph_colour("pastel", (255, 255, 255), i, 0.0, rng)
+        assert 100 <= looks.luminance(colour) <= 235 and max(colour) - min(colour) > 20
+
+
+def test_segments_and_jpeg_change_the_pixels_around_the_same_text() -> None:
+    plain = Look(fonts=("dejavu-sans",), background="white", size=(0.5, 0.5))
+    base = pixels(draw(plain, "k7Wq", 200, 60, random.Random(3))).astype(int)
+    lines = pixels(draw(Look(**{**asdict(plain), "segments": (20, 20)}), "k7Wq", 200, 60, random.Random(3)))
+    assert ((lines != 255).any(-1) & (base == 255).all(-1)).sum() > 100  # ink where the plain one is white
+    jpeg = pixels(draw(Look(**{**asdict(plain), "jpeg": 20}), "k7Wq", 200, 60, random.Random(3))).astype(int)
+    difference = np.abs(jpeg - base)
+    assert difference.max() > 20 and difference.mean() < 8  # artefacts, not another image
+    for bad in ({"jpeg": 0}, {"jpeg": 100}, {"segments": (3, 1)}):
+        with pytest.raises(CaptchaCrnnError):
+            Look(**bad)
+
+
+def test_each_style_has_one_generator_whose_labels_fit_its_charset_and_length() -> None:
+    from captcha_crnn import arithmetic
+    from captcha_crnn.data import synthetic
+
+    cases = {
+        synthetic.LibraryText: Style(charset="xyz", length=(2, 3)),
+        synthetic.LookText: Style(charset="xyz", length=(2, 3), look=Look()),
+        synthetic.Arithmetic: Style(kind="arithmetic", look=Look()),
+    }
+    for kind, style in cases.items():
+        generator = style.generator()
+        assert type(generator) is kind
+        rng = random.Random(1)
+        for _ in range(20):
+            label = generator.label(rng)
+            assert set(label) <= set(generator.charset)
+            assert generator.length[0] <= len(label) <= generator.length[1]
+    assert cases[synthetic.Arithmetic].generator().charset == arithmetic.CHARSET

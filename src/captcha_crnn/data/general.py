@@ -20,7 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from captcha_crnn.data import looks
-from captcha_crnn.data.looks import BACKGROUNDS, Look
+from captcha_crnn.data.looks import Look
 from captcha_crnn.errors import CaptchaCrnnError
 
 CHARSET = string.digits + string.ascii_lowercase + string.ascii_uppercase
@@ -47,6 +47,22 @@ LIBRARY_SHARE = 0.25  # drawn by the `captcha` library's ImageCaptcha (with thes
 # Of the other images, drawn in OpenCV's Hershey stroke fonts (cv2.putText: a 3 with a flat top, strokes
 # of even width), the faces of many home-made captchas. Without OpenCV 4 these draw TrueType fonts too.
 HERSHEY_SHARE = 0.15
+# Of the looks' images (stage 5 on): cut tight to the text, glyphs touching the edges (many sites crop
+# their captchas so; the first glyph may start at the very left), and small text in a large canvas.
+CROP_SHARE = 0.2
+SMALL_SHARE = 0.1
+# Of all images: a frame on some or all sides (Kaptcha draws a 1 px border by default; screenshots and
+# page crops leave edges), in the text's colour or any dark or light one.
+FRAME_SHARE = 0.12
+BACKGROUND_WEIGHTS = {  # how often each background is drawn
+    "light": 2,
+    "white": 3,
+    "dark": 1,
+    "mid": 1,
+    "gradient": 1.5,
+    "texture": 1,
+    "transparent": 1.5,
+}
 # Glyph colours that stay readable on each background (transparent is composited on white).
 COLOURS_FOR = {
     "light": ("dark", "random", "multi"),
@@ -93,8 +109,9 @@ def size(text: str, rng: random.Random) -> tuple[int, int]:
 
 def look(pool: tuple[str, ...], rng: random.Random) -> Look:
     """A random Look: fonts, background and colours, sizes, distortions and noise."""
-    background = rng.choices(BACKGROUNDS, (2, 3, 1, 1, 1.5, 1, 1.5))[0]
-    size_low = rng.uniform(0.45, 0.75)
+    background = rng.choices(list(BACKGROUND_WEIGHTS), list(BACKGROUND_WEIGHTS.values()))[0]
+    small = rng.random() < SMALL_SHARE
+    size_low = rng.uniform(0.2, 0.4) if small else rng.uniform(0.45, 0.75)
     spacing_low = rng.uniform(-0.2, 0.4)
     chance = rng.random
     return Look(
@@ -113,6 +130,7 @@ def look(pool: tuple[str, ...], rng: random.Random) -> Look:
         dots=rng.uniform(0, 0.08) if chance() < 0.3 else 0.0,
         outline=chance() < 0.08,
         shadow=chance() < 0.1,
+        crop=rng.uniform(0, 0.3) if not small and chance() < CROP_SHARE else None,
     )
 
 
@@ -123,9 +141,35 @@ def draw(text: str, rng: random.Random) -> Image.Image:
         raise CaptchaCrnnError(f"the general recipe's fonts are missing: apt-get install {FONT_PACKAGES}")
     width, height = size(text, rng)
     if rng.random() < LIBRARY_SHARE:
-        return _library(text, width, height, pool, rng)
-    faces = hershey_faces() if rng.random() < HERSHEY_SHARE else ()
-    return looks.draw(look(faces or pool, rng), text, width, height, rng)
+        image = _library(text, width, height, pool, rng)
+    else:
+        faces = hershey_faces() if rng.random() < HERSHEY_SHARE else ()
+        image = looks.draw(look(faces or pool, rng), text, width, height, rng)
+    return _framed(image, rng) if rng.random() < FRAME_SHARE else image
+
+
+def _framed(image: Image.Image, rng: random.Random) -> Image.Image:
+    """`image` with a 1-3 px frame on all four sides, or on one to three of them."""
+    from PIL import ImageDraw
+
+    dark = rng.random() < 0.7
+    colour = tuple(rng.randint(0, 90) if dark else rng.randint(150, 255) for _ in range(3))
+    colour += (255,) * (image.mode == "RGBA")  # opaque on a transparent canvas
+    width = rng.choice((1, 1, 1, 2, 3))
+    sides = ("left", "top", "right", "bottom")
+    chosen = sides if rng.random() < 0.6 else rng.sample(sides, k=rng.randint(1, 3))
+    framed = image.copy()
+    pen = ImageDraw.Draw(framed)
+    w, h = framed.size
+    boxes = {
+        "left": (0, 0, width - 1, h - 1),
+        "top": (0, 0, w - 1, width - 1),
+        "right": (w - width, 0, w - 1, h - 1),
+        "bottom": (0, h - width, w - 1, h - 1),
+    }
+    for side in chosen:
+        pen.rectangle(boxes[side], fill=colour)
+    return framed
 
 
 def _library(text: str, width: int, height: int, pool: tuple[str, ...], rng: random.Random) -> Image.Image:

@@ -53,8 +53,8 @@ HERSHEY: dict[str, int] = {
     for bold in ("", "-bold")
 }
 HERSHEY_PX = 30  # cv2's font scale 1 draws about as large as a 30 px TrueType font
-BACKGROUNDS = ("light", "white", "dark", "mid", "gradient", "texture", "transparent")
-COLOURS = ("dark", "random", "multi", "equiluminant", "light")
+BACKGROUNDS = ("light", "white", "dark", "mid", "gradient", "texture", "transparent", "fade", "pattern")
+COLOURS = ("dark", "random", "multi", "equiluminant", "light", "pastel")
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,10 @@ class Look:
     charsets keep `size` narrow: glyphs share a baseline, so o and O differ by size only."""
 
     fonts: tuple[str, ...] = ("droid-mono",)  # names or absolute .ttf/.otf paths; one drawn per glyph
-    background: str = "light"  # one of BACKGROUNDS; "mid": a solid colour of middling brightness
-    colours: str = "dark"  # one of COLOURS
+    # one of BACKGROUNDS; "mid": a solid colour of middling brightness; "fade": white to light grey;
+    # "pattern": light stripes, a grid or checks in two colours
+    background: str = "light"
+    colours: str = "dark"  # one of COLOURS; "pastel": light, soft hues, little contrast with white
     size: tuple[float, float] = (0.55, 0.8)  # capital-letter height / image height, per glyph
     rotation: float = 0.0  # max degrees either way, per glyph
     baseline: float = 0.0  # max vertical jitter per glyph, fraction of image height
@@ -75,8 +77,11 @@ class Look:
     line_width: tuple[int, int] = (1, 2)  # px, for strike lines and arcs
     arcs: tuple[int, int] = (0, 0)  # elliptic arcs around the text, glyph-coloured
     dots: float = 0.0  # noise dots, as a fraction of all pixels
-    outline: bool = False  # hollow glyphs
+    outline: float = False  # hollow glyphs: True for all, or the chance that a glyph is hollow
     shadow: bool = False  # a dark offset copy behind each glyph
+    mixed_case: bool = False  # each letter drawn in upper or lower case at random; the label keeps its own
+    segments: tuple[int, int] = (0, 0)  # short thin lines in random colours over the background
+    jpeg: int | None = None  # the JPEG quality the image is saved at and read back with: its artefacts
     # Crop the image to its text (glyphs and lines), leaving up to this much of the text's height on
     # each side: captchas cropped tight, whose glyphs touch the edges. None: the full image.
     crop: float | None = None
@@ -100,6 +105,9 @@ class Look:
                 lo <= hi for lo, hi in (self.strike_lines, self.arcs, self.line_width)
             ),
             "crop is None or >= 0": self.crop is None or self.crop >= 0,
+            "0 <= outline <= 1": 0 <= self.outline <= 1,
+            "0 <= segments low <= high": 0 <= self.segments[0] <= self.segments[1],
+            "jpeg is None or a quality of 1-95": self.jpeg is None or 1 <= self.jpeg <= 95,
             "amounts are >= 0, line_width >= 1, dots <= 0.5": min(amounts) >= 0
             and self.line_width[0] >= 1
             and 0 <= self.dots <= 0.5,
@@ -201,6 +209,8 @@ def _glyph_colour(mode: str, local: Any, i: int, hue: float, rng: random.Random)
     (transparent counts as white: loaders composite on white). "equiluminant" is drawn in layers()."""
     if mode in ("dark", "light"):
         return tuple(rng.randint(0, 90) if mode == "dark" else rng.randint(190, 255) for _ in range(3))  # type: ignore[return-value]
+    if mode == "pastel":
+        return _hsv(rng.random(), rng.uniform(0.35, 0.6), rng.uniform(0.7, 0.92))
     for _ in range(20):
         if mode == "random":
             colour: Colour = tuple(rng.randint(0, 255) for _ in range(3))  # type: ignore[assignment]
@@ -223,6 +233,14 @@ def _background(kind: str, width: int, height: int, rng: random.Random) -> Image
         return Image.new(
             "RGB", (width, height), _hsv(rng.random(), rng.uniform(0.3, 0.7), rng.uniform(0.45, 0.75))
         )
+    if kind == "fade":  # white to a light grey, left to right or top to bottom
+        grey, across = rng.randint(170, 225), rng.random() < 0.7
+        t = np.linspace(0, 1, width if across else height, dtype=np.float32)
+        ramp = 255 - (255 - grey) * (t[None, :] if across else t[:, None])
+        ramp = np.broadcast_to(ramp, (height, width))[..., None].repeat(3, axis=2)
+        return Image.fromarray(ramp.round().astype(np.uint8), "RGB")
+    if kind == "pattern":
+        return _pattern(width, height, rng)
     if kind == "gradient":  # two random colours along a random direction
         ends = np.array([[rng.randint(90, 255) for _ in range(3)] for _ in range(2)], dtype=np.float32)
         angle = rng.uniform(0, 2 * math.pi)
@@ -235,6 +253,27 @@ def _background(kind: str, width: int, height: int, rng: random.Random) -> Image
     grid = (int(height / cell) + 2, int(width / cell) + 2, 3)
     coarse = np.clip(np.array(_hsv(rng.random(), 0.4, 0.6)) + gen.uniform(-55, 55, grid), 0, 255)
     return Image.fromarray(coarse.astype(np.uint8), "RGB").resize((width, height), Image.BICUBIC)
+
+
+def _pattern(width: int, height: int, rng: random.Random) -> Image.Image:
+    """Light stripes (straight or slanted), a grid or checks, in two soft colours."""
+    paper, ink = (
+        _hsv(rng.random(), rng.uniform(0, 0.25), 1.0),
+        _hsv(rng.random(), rng.uniform(0.1, 0.4), 0.85),
+    )
+    image, kind, step = Image.new("RGB", (width, height), paper), rng.randrange(3), rng.randint(4, 12)
+    pen, slant = ImageDraw.Draw(image), rng.choice((0, 0, 1, -1)) * height
+    if kind == 2:  # checks
+        for y in range(0, height, step):
+            for x in range((y // step) % 2 * step, width, 2 * step):
+                pen.rectangle((x, y, x + step - 1, y + step - 1), fill=ink)
+        return image
+    for x in range(-height, width + height, step):
+        pen.line(((x, 0), (x + slant, height)), fill=ink, width=rng.choice((1, 1, 2)))
+    if kind == 1:  # a grid
+        for y in range(0, height, step):
+            pen.line(((0, y), (width, y)), fill=ink, width=1)
+    return image
 
 
 def _glyph(ch: str, path: str, px: int, angle: float, outline: bool) -> tuple[Image.Image, float]:
@@ -283,9 +322,12 @@ def _layout(
     """(mask, x, y) of each glyph, scaled down where needed for the text to fit, at a random margin."""
     parts = []
     for ch in label:
+        if look.mixed_case and ch.lower() != ch.upper():
+            ch = rng.choice((ch.lower(), ch.upper()))
         path = font_path(rng.choice(look.fonts))
         px = max(6, round(rng.uniform(*look.size) * height / _cap_height(path)))
-        mask, cy = _glyph(ch, path, px, rng.uniform(-look.rotation, look.rotation), look.outline)
+        hollow = look.outline == 1 or (look.outline > 0 and rng.random() < look.outline)
+        mask, cy = _glyph(ch, path, px, rng.uniform(-look.rotation, look.rotation), hollow)
         parts.append(
             (mask, cy + rng.uniform(-look.baseline, look.baseline) * height, rng.uniform(*look.spacing))
         )
@@ -337,6 +379,21 @@ def _strokes(look: Look, layer: Image.Image, colours: list[Colour], rng: random.
         pen.arc(
             (cx - rx, cy - ry, cx + rx, cy + ry), start, end, fill=colour, width=rng.randint(*look.line_width)
         )
+
+
+def _segments(image: Image.Image, count: int, rng: random.Random) -> None:
+    """`count` short thin lines (a tenth to a third of the height long) in random colours, in place."""
+    pen, (width, height) = ImageDraw.Draw(image), image.size
+    for _ in range(count):
+        x, y, length, angle = (
+            rng.uniform(0, width),
+            rng.uniform(0, height),
+            rng.uniform(0.1, 0.35),
+            rng.random(),
+        )
+        dx, dy = (length * height * f(2 * math.pi * angle) for f in (math.cos, math.sin))
+        colour = (*_hsv(rng.random(), rng.uniform(0.2, 0.8), rng.uniform(0.4, 0.95)), 255)
+        pen.line(((x, y), (x + dx, y + dy)), fill=colour[: len(image.getbands())], width=1)
 
 
 def _warp(layer: Image.Image, amplitude: float, rng: random.Random) -> Image.Image:
@@ -405,6 +462,8 @@ def _paint(
 def layers(look: Look, label: str, width: int, height: int, rng: random.Random) -> Layers:
     """The background and the text layer, before they are combined, dotted and blurred."""
     background = _background(look.background, width, height, rng)
+    if look.segments[1]:
+        _segments(background, rng.randint(*look.segments), rng)
     matched = look.colours in ("random", "multi", "equiluminant") and not look.transparent
     under = np.asarray(background, dtype=np.float32) if matched else None
     text, colours, hue = Image.new("RGBA", (width, height)), [], rng.random()
@@ -430,7 +489,17 @@ def draw(look: Look, label: str, width: int, height: int, rng: random.Random) ->
         image = image.convert("RGBa").filter(ImageFilter.GaussianBlur(radius)).convert("RGBA")
     if look.crop is not None:
         image = _cropped(image, text, look.crop, rng)
+    if look.jpeg is not None and not look.transparent:
+        image = _jpeg(image.convert("RGB"), look.jpeg)
     return image if look.transparent else image.convert("RGB")
+
+
+def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
 def _cropped(image: Image.Image, text: Image.Image, margin: float, rng: random.Random) -> Image.Image:

@@ -3,10 +3,12 @@
 `captcha` draws its randomness from the `secrets` module, which cannot be seeded; while generating we
 point the library at a seeded `random.Random` with the same three methods, so a seed gives the same images.
 
-A `Style` says what to draw (charset, label length, image size, transparency, noise lines). `generate()`
-writes a labelled folder; `render()` makes one image in memory, which is what streaming training data uses.
-With `Style(look=looks.Look(...))` images are drawn by `looks.draw` (Pillow, many looks) instead.
-`Style(kind="arithmetic")` draws expressions such as "12×4=" (arithmetic.py) rather than random strings.
+A `Style` says what to draw (charset, label length, image size, transparency, noise lines), as a record
+that run.json and model metadata keep; `Style.generator()` picks the one Generator that draws it:
+LibraryText (ImageCaptcha), LookText (`looks.draw`, with `Style(look=looks.Look(...))`), Arithmetic
+(`Style(kind="arithmetic")`: expressions such as "12×4=") or General (`Style(recipe="general")`).
+`generate()` writes a labelled folder; a `Renderer` draws one seeded stream in memory, which is what
+streaming training data uses.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from captcha_crnn.data.seeded import seeded_captcha
 from captcha_crnn.errors import CaptchaCrnnError, one_line
@@ -51,27 +53,19 @@ class Style:
     noise_lines: tuple[int, int] = (0, 0)  # extra straight lines across the text, drawn per image
     look: Look | None = None  # draw with looks.draw (which then decides transparency), not ImageCaptcha
     # "general": each image in a random look, size, charset and length (data/general.py), the mixture
-    # the general model learns from; charset, length, width and height then only bound the input size.
+    # the general model learns from; width and height then only bound the input size.
     recipe: str | None = None
-    # "arithmetic": expressions such as "12×4=" or "3+8=?" (arithmetic.expression); charset and length
-    # are then the expressions' own, whatever was given, and without a `look` they are drawn in
-    # arithmetic_look(), not by ImageCaptcha.
+    # "arithmetic": expressions such as "12×4=" or "3+8=?" (arithmetic.expression), drawn in the `look`,
+    # else in arithmetic_look() (not by ImageCaptcha).
     kind: str = "text"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise CaptchaCrnnError(f"unknown kind {self.kind!r}; kinds are: {', '.join(KINDS)}")
-        if self.kind == "arithmetic":
-            from captcha_crnn import arithmetic
-
-            if self.recipe is not None:
-                raise CaptchaCrnnError(
-                    "kind 'arithmetic' and a recipe do not go together: both choose the labels"
-                )
-            # Set here, not left to the caller: training checks its charset and the frames its longest
-            # label needs against these fields, so they must describe what label() draws.
-            object.__setattr__(self, "charset", arithmetic.CHARSET)
-            object.__setattr__(self, "length", arithmetic.LENGTH)
+        if self.kind == "arithmetic" and self.recipe is not None:
+            raise CaptchaCrnnError(
+                "kind 'arithmetic' and a recipe do not go together: both choose the labels"
+            )
         if not self.charset or any(ch.isspace() for ch in self.charset):
             raise CaptchaCrnnError(f"--charset must be non-empty and without spaces, got {self.charset!r}")
         if not 1 <= self.length[0] <= self.length[1]:
@@ -86,11 +80,17 @@ class Style:
             raise CaptchaCrnnError(f"--noise-lines must be 0 or more, low <= high, got {self.noise_lines}")
         if self.recipe not in (None, "general"):
             raise CaptchaCrnnError(f"unknown recipe {self.recipe!r}; the one recipe is 'general'")
-        if self.recipe == "general":  # the recipe draws its own labels: the checks must see their range
-            from captcha_crnn.data import general
 
-            object.__setattr__(self, "charset", general.CHARSET)
-            object.__setattr__(self, "length", (1, len(general.LENGTH_WEIGHTS)))
+    def generator(self) -> Generator:
+        """What draws this style. Its `charset` and `length` are those of the labels it draws, which for
+        a recipe or kind "arithmetic" are their own, not the fields here: check training against them."""
+        if self.recipe == "general":
+            return General()
+        if self.kind == "arithmetic":
+            return Arithmetic(self)
+        if self.look is not None:
+            return LookText(self, self.look)
+        return LibraryText(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Style:
@@ -130,60 +130,111 @@ def _make_writer(width: int, height: int, transparent: bool):  # type: ignore[no
     return TransparentCaptcha(width=width, height=height)
 
 
+class Generator(Protocol):
+    """One kind of captcha: the labels it draws and how it draws them, every choice from the `rng` given."""
+
+    charset: str  # every character label() may draw: training checks its tokenizer against it
+    length: tuple[int, int]  # the fewest and most characters of a label
+
+    def label(self, rng: random.Random) -> str: ...
+
+    def draw(self, label: str, rng: random.Random) -> Image.Image: ...
+
+
+class LibraryText:
+    """Random strings of the style's characters, drawn by the `captcha` library's ImageCaptcha."""
+
+    def __init__(self, style: Style) -> None:
+        self.style, self.charset, self.length = style, style.charset, style.length
+        self._writers: dict[int, Any] = {}  # one ImageCaptcha per width: they cache their fonts
+
+    def label(self, rng: random.Random) -> str:
+        return "".join(rng.choice(self.charset) for _ in range(rng.randint(*self.length)))
+
+    def draw(self, label: str, rng: random.Random) -> Image.Image:
+        style = self.style
+        width = rng.randint(*style.width)
+        writer = self._writers.get(width)
+        if writer is None:
+            writer = self._writers[width] = _make_writer(width, style.height, style.transparent)
+        with seeded_captcha(rng):
+            image = writer.generate_image(label)
+        return _noise_lines(image, style, rng)
+
+
+class LookText(LibraryText):
+    """Random strings (or, given other labels, those) drawn by looks.draw in one Look."""
+
+    def __init__(self, style: Style, look: Look) -> None:
+        super().__init__(style)
+        self.look = look
+
+    def draw(self, label: str, rng: random.Random) -> Image.Image:
+        from captcha_crnn.data import looks
+
+        image = looks.draw(self.look, label, rng.randint(*self.style.width), self.style.height, rng)
+        return _noise_lines(image, self.style, rng)
+
+
+class Arithmetic(LookText):
+    """Expressions such as "12×4=" (arithmetic.expression), in the style's Look or arithmetic_look()."""
+
+    def __init__(self, style: Style) -> None:
+        from captcha_crnn import arithmetic
+
+        super().__init__(style, style.look or arithmetic_look(style.transparent))
+        self.charset, self.length = arithmetic.CHARSET, arithmetic.LENGTH
+
+    def label(self, rng: random.Random) -> str:
+        from captcha_crnn import arithmetic
+
+        return arithmetic.expression(rng)
+
+
+class General:
+    """The general model's mixture (data/general.py): a random look, size, charset and length per image."""
+
+    def __init__(self) -> None:
+        from captcha_crnn.data import general
+
+        self.charset, self.length = general.CHARSET, (1, len(general.LENGTH_WEIGHTS))
+
+    def label(self, rng: random.Random) -> str:
+        from captcha_crnn.data import general
+
+        return general.label(rng)
+
+    def draw(self, label: str, rng: random.Random) -> Image.Image:
+        from captcha_crnn.data import general
+
+        return general.draw(label, rng)
+
+
+def _noise_lines(image: Image.Image, style: Style, rng: random.Random) -> Image.Image:
+    """`style.noise_lines` straight lines in random dark colours across `image`, in place."""
+    from PIL import ImageDraw
+
+    lines = rng.randint(*style.noise_lines)
+    if lines:
+        draw = ImageDraw.Draw(image)
+        for _ in range(lines):
+            colour = (*(rng.randrange(0, 200) for _ in range(3)), 255)
+            points = [(rng.randrange(image.width), rng.randrange(style.height)) for _ in range(2)]
+            draw.line(points, fill=colour[: len(image.getbands())], width=rng.randint(1, 3))
+    return image
+
+
 class Renderer:
     """Draws labelled captchas of one style from one seeded random stream."""
 
     def __init__(self, style: Style, seed: int) -> None:
         self.style = style
+        self.generator = style.generator()
         self.rng = random.Random(seed)
-        self._writers: dict[int, object] = {}
-        arithmetic = style.kind == "arithmetic" and style.look is None
-        self.look = arithmetic_look(style.transparent) if arithmetic else style.look
-
-    def label(self) -> str:
-        if self.style.recipe:
-            from captcha_crnn.data import general
-
-            return general.label(self.rng)
-        if self.style.kind == "arithmetic":
-            from captcha_crnn import arithmetic
-
-            return arithmetic.expression(self.rng)
-        return "".join(
-            self.rng.choice(self.style.charset) for _ in range(self.rng.randint(*self.style.length))
-        )
-
-    def render(self, label: str) -> Image.Image:
-        from PIL import ImageDraw
-
-        style = self.style
-        if style.recipe:
-            from captcha_crnn.data import general
-
-            return general.draw(label, self.rng)
-        width = self.rng.randint(*style.width)
-        if self.look is not None:
-            from captcha_crnn.data import looks
-
-            image = looks.draw(self.look, label, width, style.height, self.rng)
-        else:
-            writer = self._writers.get(width)
-            if writer is None:
-                writer = self._writers[width] = _make_writer(width, style.height, style.transparent)
-            with seeded_captcha(self.rng):
-                image = writer.generate_image(label)  # type: ignore[attr-defined]
-        lines = self.rng.randint(*style.noise_lines)
-        if lines:
-            draw = ImageDraw.Draw(image)
-            for _ in range(lines):
-                colour = (*(self.rng.randrange(0, 200) for _ in range(3)), 255)
-                points = [(self.rng.randrange(width), self.rng.randrange(style.height)) for _ in range(2)]
-                draw.line(points, fill=colour[: len(image.getbands())], width=self.rng.randint(1, 3))
-        return image
 
     def sample(self) -> tuple[str, Image.Image]:
-        label = self.label()
-        return label, self.render(label)
+        label = self.generator.label(self.rng)
+        return label, self.generator.draw(label, self.rng)
 
 
 def arithmetic_look(transparent: bool = False) -> Look:

@@ -137,15 +137,16 @@ def _generated_validation(style: Style, seed: int, count: int) -> list:
 
 
 def _check_style(style: Style, tokenizer: CTCTokenizer, policy: InputPolicy) -> None:
-    missing = tokenizer.unknown_chars(style.charset)
+    drawn = style.generator()  # the labels it draws: a recipe's or a kind's own, not the style's fields
+    missing = tokenizer.unknown_chars(drawn.charset)
     if missing:
         raise LabelError(
             f"generated captchas use characters outside the charset {tokenizer.charset!r}: {missing!r}"
         )
     frames = policy.frames(policy.width_for((style.width[0], style.height)))
-    needed = 2 * style.length[1] - 1  # the worst case: every character repeated, each pair split by a blank
+    needed = 2 * drawn.length[1] - 1  # the worst case: every character repeated, each pair split by a blank
     if frames < needed:
         raise LabelError(
-            f"generated {style.length[1]}-character captchas {style.width[0]}x{style.height} give only {frames} "
+            f"generated {drawn.length[1]}-character captchas {style.width[0]}x{style.height} give only {frames} "
             f"output frames of the {needed} needed; train with --min-width {needed * policy.width_stride}"
         )

@@ -89,7 +89,7 @@ def resolve(opts: TrainOptions, inputs: Inputs) -> Plan:
     style = inputs.style
     if style is not None and not inputs.train_images:
         sizes = [(style.width[0], style.height), (style.width[1], style.height)]
-        lengths = [style.length[1]] * 2
+        lengths = [style.generator().length[1]] * 2
     channels, choices["input"] = _channels(opts, inputs.train_images, style)
     policy = _policy(opts, sizes, lengths, channels)
     choices["stretch"] = _describe_stretch(opts, policy)
@@ -122,7 +122,7 @@ def label_lengths(inputs: Inputs) -> list[int]:
     """The fewest and most characters of the training and validation labels (and of generated ones)."""
     lengths = [len(img.item.label) for img in inputs.train_images + inputs.val_images]
     if inputs.style is not None:
-        lengths += list(inputs.style.length)
+        lengths += list(inputs.style.generator().length)
     return [min(lengths), max(lengths)]
 
 
@@ -133,7 +133,7 @@ def _charset(opts: TrainOptions, inputs: Inputs) -> str:
         return fold(opts.charset) if opts.ignore_case else opts.charset
     labels = [img.item.label for img in inputs.train_images + inputs.val_images]
     if inputs.style is not None:
-        labels.append(inputs.style.charset)
+        labels.append(inputs.style.generator().charset)
     return CTCTokenizer.from_labels(labels).charset
 
 
