@@ -9,6 +9,10 @@ into 3 folds; each fold in turn is the test set, and `train` sees only the other
 labels file), where it takes its own seeded 10% for validation, checkpoint choice, LR cuts and early
 stopping. Every image is a test image exactly once; the test images are never seen by training.
 
+Real sites (../shared/data/real, issue 26): `securimage` and `henan-digits`, which the general model
+never trained on, each split once by a stable hash of the file name into 2000 test images and 6000
+training images (henan-digits' other 1453 are not used); one run of at most 15 minutes each.
+
 Style suite (benchmarks/styles.py SUITE): each style's training set and 500 test images are drawn with
 different seeds, trained with default settings, tested on the 500. The suite is held out: tuning
 decisions use the TUNING styles (`--tuning NAME`), whose results go to results/tuning.json only.
@@ -30,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+import zlib
 from dataclasses import fields
 from pathlib import Path
 
@@ -53,6 +58,8 @@ import report  # noqa: E402  (benchmarks/report.py)
 from styles import SUITE, TUNING  # noqa: E402  (benchmarks/styles.py)
 
 REAL = ("captcha-v2", "tii-digits")
+SPLIT = ("securimage", "henan-digits")  # under ../shared/data/real: a fixed train / test split each
+SPLIT_TRAIN, SPLIT_TEST, SPLIT_MINUTES = 6000, 2000, 15.0
 FOLDS = 3
 TEST_IMAGES = 500
 PLATEAU_CER = 0.5
@@ -147,6 +154,28 @@ def run_real(name: str, minutes: float, overrides: dict, only_folds: list[int] |
     return {"dataset": name, "runs": runs, **summary(runs)}
 
 
+def split(name: str) -> tuple[list[LabelledImage], list[LabelledImage]]:
+    """(training, test) images of a real site: SPLIT_TEST then SPLIT_TRAIN in the order of a stable hash
+    of the file name, so that the split never moves."""
+    order = sorted(collect(DATA / "real" / name), key=lambda i: zlib.crc32(f"{name}/{i.path.name}".encode()))
+    return order[SPLIT_TEST : SPLIT_TEST + SPLIT_TRAIN], order[:SPLIT_TEST]
+
+
+def run_split(name: str, minutes: float, overrides: dict) -> dict:
+    data = DATA / "real" / name
+    if not data.is_dir():
+        sys.exit(f"error: {data} not found (the shared data sets live beside the project)")
+    train_items, test = split(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        labels = Path(tmp) / "labels.csv"
+        with labels.open("w", newline="") as fh:
+            csv.writer(fh).writerows((item.path.relative_to(data), item.label) for item in train_items)
+        row = train_and_test(data, labels, test, Path(tmp) / "run", 0, minutes, overrides)
+    row["fold"] = "split"
+    print(json.dumps({k: v for k, v in row.items() if k != "errors"}), flush=True)
+    return {"dataset": name, "runs": [row], **summary([row])}
+
+
 def style_data(name: str, style: Style, n_train: int) -> tuple[Path, Path]:
     """The style's training and test folders, generated once (different seeds) and cached."""
     folder = CACHE / name
@@ -210,7 +239,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", choices=[*REAL, *SUITE], action="append", help="run only these parts")
+    parser.add_argument(
+        "--only", choices=[*REAL, *SPLIT, *SUITE], action="append", help="run only these parts"
+    )
     parser.add_argument("--tuning", choices=list(TUNING), action="append", help="a tuning style (probe)")
     parser.add_argument("--folds", type=int, action="append", help="real sets: only these folds (0-2)")
     parser.add_argument("--max-minutes", type=float, default=12.0, help="cap on each training run")
@@ -227,6 +258,8 @@ def main() -> None:
             print(f"probe {part} {overrides} ...", flush=True)
             if part in REAL:
                 result = run_real(part, args.max_minutes, overrides, args.folds)
+            elif part in SPLIT:
+                result = run_split(part, max(args.max_minutes, SPLIT_MINUTES), overrides)
             else:
                 style, n = (TUNING | SUITE)[part]
                 n = args.train_count or n
@@ -243,10 +276,12 @@ def main() -> None:
         previous = {"real": {}, "suite": {}}
     if not args.only:  # a full run: notes about an earlier run's conditions no longer apply
         previous.pop("notes", None)
-    for part in args.only or [*REAL, *SUITE]:
+    for part in args.only or [*REAL, *SPLIT, *SUITE]:
         print(f"training on {part} ...", flush=True)
         if part in REAL:
             previous["real"][part] = run_real(part, args.max_minutes, {}, None)
+        elif part in SPLIT:
+            previous["real"][part] = run_split(part, max(args.max_minutes, SPLIT_MINUTES), {})
         else:
             style, n = SUITE[part]
             previous["suite"][part] = run_style(part, style, n, args.max_minutes, {})

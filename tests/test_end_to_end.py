@@ -29,6 +29,7 @@ def test_run_folder_contents(trained_run):
     # 100x40 -> 80x32 keeps 20 frames for 4 characters; widened by 1.2 to give each 6 frames
     assert run["input_policy"]["min_width"] == run["input_policy"]["max_width"] == 96
     assert run["input_policy"]["stretch"] == 1.2 and "6 frames per character" in run["choices"]["stretch"]
+    assert run["input_policy"]["crop"] is False and run["choices"]["crop"].startswith("none: in 0 of")
 
 
 def test_model_stores_charset_and_input_policy(trained_run):

@@ -47,6 +47,9 @@ class TrainOptions:
     min_width: int | None = None
     max_width: int | None = None
     stretch: float | None = None  # width / aspect-ratio width; None: enough frames per character (images.py)
+    # "text": cut each image to its text before resizing (data/textbox.py); "none": never; None: "text"
+    # when the text fills a small part of most training images.
+    crop: str | None = None
     batch_size: int = 32
     # AdamW's peak LR; None: FIXED_LR for the fixed schedule, PLATEAU_LR for the plateau one.
     lr: float | None = None

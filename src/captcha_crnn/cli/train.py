@@ -90,6 +90,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="widen images by this factor beyond their aspect ratio, 1 to keep it (default: enough for "
         "the output frames a label's characters need; run.json says why)",
     )
+    g.add_argument(
+        "--crop",
+        choices=["text", "none"],
+        help="'text': cut each image to its text before resizing, where the text fills a small part of it "
+        "(default: 'text' when it does in most training images; run.json says why)",
+    )
     g = p.add_argument_group("optimisation")
     g.add_argument(
         "--batch-size", type=int, default=D.batch_size, help=f"images per step (default: {D.batch_size})"

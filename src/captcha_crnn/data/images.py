@@ -315,6 +315,18 @@ class InputPolicy:
     # Width / (width at the image's own aspect ratio): > 1 widens glyphs that are packed too closely for
     # the CTC frames (see stretch_for). Models saved before this field have none: 1.
     stretch: float = 1.0
+    # Cut each image to its text (textbox.text_box) before resizing, where the text fills a small part of
+    # it: small glyphs keep their detail at the network's height. Models saved before this field: False.
+    crop: bool = False
+
+    def cut(self, pixels: np.ndarray) -> np.ndarray:
+        """The part of `pixels` the network reads: the text's box when `crop` finds one, else all."""
+        if not self.crop:
+            return pixels
+        from captcha_crnn.data.textbox import text_box
+
+        box = text_box(pixels)
+        return pixels if box is None else pixels[box[1] : box[3], box[0] : box[2]]
 
     @property
     def fixed_width(self) -> int | None:
@@ -340,7 +352,7 @@ class InputPolicy:
 
     def resize(self, pixels: np.ndarray) -> np.ndarray:
         """(h, w[, 3]) uint8 -> (height, width_for[, 3]) uint8 in the model's channels."""
-        pixels = self.convert(pixels)
+        pixels = self.cut(self.convert(pixels))
         h, w = pixels.shape[:2]
         width = self.width_for((w, h))
         if (w, h) == (width, self.height):
@@ -354,7 +366,8 @@ class InputPolicy:
     def from_dict(cls, data: dict[str, Any]) -> InputPolicy:
         """The policy a model file records; ValueError when it could not have been written by train."""
         fields = cls.__dataclass_fields__
-        policy = cls(**{k: float(v) if k == "stretch" else int(v) for k, v in data.items() if k in fields})
+        kinds = {"stretch": float, "crop": bool}
+        policy = cls(**{k: kinds.get(k, int)(v) for k, v in data.items() if k in fields})
         if not 0.1 <= policy.stretch <= 10:
             raise ValueError(f"input policy with stretch {policy.stretch}")
         if not (policy.height > 0 and 0 < policy.min_width <= policy.max_width and policy.width_stride > 0):

@@ -85,7 +85,7 @@ def check_labels(images: Sequence[ScannedImage], tokenizer: CTCTokenizer, policy
                 f"{path}: label {label!r} has characters outside the charset {tokenizer.charset!r}: {missing!r}"
                 " (add them to --charset, or leave --charset out to learn it from the labels)"
             )
-        w, h = img.size
+        w, h = img.size if not policy.crop or img.pixels is None else policy.cut(img.pixels).shape[1::-1]
         width = policy.width_for((w, h))
         frames, needed = policy.frames(width), CTCTokenizer.min_frames(label)
         if frames < needed:

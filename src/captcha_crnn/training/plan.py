@@ -2,7 +2,8 @@
 each with its reason (run.json's `choices`).
 
 `resolve(opts, inputs)` decides for a new run; `Plan.from_record(run.json, opts)` restores a resumed one's.
-What is decided: the charset, the input (colour or grey, height, widths, stretch), the network, the
+What is decided: the charset, the input (colour or grey, cut to the text or not, height, widths,
+stretch), the network, the
 starting weights, the schedule and LR, and which weights model.pt keeps.
 """
 
@@ -91,7 +92,10 @@ def resolve(opts: TrainOptions, inputs: Inputs) -> Plan:
         sizes = [(style.width[0], style.height), (style.width[1], style.height)]
         lengths = [style.generator().length[1]] * 2
     channels, choices["input"] = _channels(opts, inputs.train_images, style)
-    policy = _policy(opts, sizes, lengths, channels)
+    crop, choices["crop"] = _crop(opts, inputs.train_images)
+    if crop:  # the sizes the network sees: those of the cut images
+        sizes = [_cut_size(img) for img in inputs.train_images] or sizes
+    policy = replace(_policy(opts, sizes, lengths, channels), crop=crop)
     choices["stretch"] = _describe_stretch(opts, policy)
     config = config_from_preset(opts.preset, len(charset) + 1, policy.height, opts.rnn, policy.channels)
     choices["model"] = _capacity(opts, policy)
@@ -272,6 +276,38 @@ def _channels(opts: TrainOptions, images: list, style: Style | None) -> tuple[in
     if colour:
         return 3, "colour: the training images have colour, and hue may be all that separates a glyph"
     return 1, "grey: no training image has colour"
+
+
+def _crop(opts: TrainOptions, images: list) -> tuple[bool, str]:
+    """Cut images to their text when, in most training images, it fills a small part of the height:
+    read at height 32, glyphs a quarter of the image tall are 8 px, too few for letters."""
+    from captcha_crnn.data.images import load_for_model
+    from captcha_crnn.data.textbox import SMALL, text_box
+
+    if opts.crop is not None:
+        if opts.crop not in ("text", "none"):
+            raise CaptchaCrnnError(f"--crop must be 'text' or 'none', got {opts.crop!r}")
+        return opts.crop == "text", f"{opts.crop} (--crop {opts.crop})"
+    sample = images[:: max(1, len(images) // 200)]
+    probe = InputPolicy(channels=3, min_width=16, max_width=1 << 16)  # lazy sets: read 100 of them
+    pixels = [img.pixels for img in sample if img.pixels is not None] or [
+        load_for_model(img.item.path, probe) for img in sample[:100]
+    ]
+    if not pixels:
+        return False, "none: no training images to look at"
+    small = sum(text_box(p) is not None for p in pixels)
+    where = f"in {small} of {len(pixels)} training images looked at, the text fills under {SMALL:.0%} of the height"
+    if 2 * small > len(pixels):
+        return True, f"text: {where}; each image is cut to its text, then resized (--crop none keeps all)"
+    return False, f"none: {where} (--crop text cuts those)"
+
+
+def _cut_size(img: Any) -> tuple[int, int]:
+    """(width, height) of an image once cut to its text; its own size when read lazily."""
+    from captcha_crnn.data.textbox import text_box
+
+    box = None if img.pixels is None else text_box(img.pixels)
+    return img.size if box is None else (box[2] - box[0], box[3] - box[1])
 
 
 def _policy(

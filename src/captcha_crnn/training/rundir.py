@@ -43,6 +43,7 @@ RECORDED = (
     "min_width",
     "max_width",
     "stretch",
+    "crop",
     "keep",
     "schedule",
     "steps",

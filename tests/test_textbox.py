@@ -1,0 +1,72 @@
+"""Cutting images to their text (data/textbox.py) and the training plan's choice to do so."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from captcha_crnn.data.images import InputPolicy
+from captcha_crnn.data.labels import LabelledImage
+from captcha_crnn.data.looks import Look, draw
+from captcha_crnn.data.textbox import text_box
+from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.options import TrainOptions
+from captcha_crnn.training.datamodule import ScannedImage
+from captcha_crnn.training.plan import _crop
+
+
+def _canvas(rows: tuple[int, int], cols: tuple[int, int], size=(80, 400)) -> np.ndarray:
+    pixels = np.full(size, 255, np.uint8)
+    for x in range(cols[0], cols[1], 12):  # glyph-like strokes, 6 px wide with gaps
+        pixels[rows[0] : rows[1], x : x + 6] = 20
+    return pixels
+
+
+def test_small_text_is_found_with_a_margin_and_large_text_is_left_whole() -> None:
+    left, top, right, bottom = text_box(_canvas((30, 50), (100, 220)))
+    assert 20 <= top < 30 and 50 < bottom <= 60  # the band and a margin of about a third of it
+    assert 80 <= left < 100 and 214 < right <= 240
+    assert text_box(_canvas((5, 75), (100, 220))) is None  # fills the height: nothing to cut
+    assert text_box(np.full((40, 100), 200, np.uint8)) is None  # no ink
+
+
+def test_ink_is_told_from_the_background_by_colour_too() -> None:
+    pixels = np.zeros((80, 300, 3), np.uint8)
+    pixels[...] = (200, 60, 60)  # a red canvas
+    pixels[35:48, 60:200:10] = (60, 60, 200)  # blue strokes, as bright as the red in grey
+    box = text_box(pixels)
+    assert box is not None and 25 <= box[1] < 35 and 48 < box[3] <= 58
+
+
+def test_a_cutting_policy_reads_small_glyphs_taller() -> None:
+    look = Look(fonts=("dejavu-sans-bold",), background="white", size=(0.22, 0.22))
+    image = np.asarray(draw(look, "k7wq", 300, 80, random.Random(1)).convert("L"))
+    whole, cut = InputPolicy(max_width=2048), InputPolicy(max_width=2048, crop=True)
+
+    def ink_rows(pixels: np.ndarray) -> int:
+        return int(((pixels < 128).any(axis=1)).sum())
+
+    assert whole.resize(image).shape[0] == cut.resize(image).shape[0] == 32
+    assert ink_rows(cut.resize(image)) >= 2 * ink_rows(whole.resize(image))
+    assert InputPolicy.from_dict(cut.to_dict()) == cut
+    assert InputPolicy.from_dict({k: v for k, v in cut.to_dict().items() if k != "crop"}).crop is False
+
+
+def _scanned(pixels: np.ndarray) -> ScannedImage:
+    return ScannedImage(LabelledImage(Path("x.png"), "1"), pixels.shape[1::-1], pixels)
+
+
+def test_the_plan_cuts_when_most_images_have_small_text_and_says_why() -> None:
+    opts = TrainOptions(data=Path("unused"))
+    small = [_scanned(_canvas((30, 50), (100, 220))) for _ in range(6)]
+    large = [_scanned(_canvas((5, 75), (100, 220))) for _ in range(6)]
+    crop, why = _crop(opts, small + large[:2])
+    assert crop and why.startswith("text: in 6 of 8 training images")
+    crop, why = _crop(opts, large + small[:2])
+    assert not crop and why.startswith("none: in 2 of 8")
+    assert _crop(TrainOptions(data=Path("unused"), crop="none"), small) == (False, "none (--crop none)")
+    with pytest.raises(CaptchaCrnnError, match="--crop"):
+        _crop(TrainOptions(data=Path("unused"), crop="tight"), small)
