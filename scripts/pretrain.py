@@ -17,9 +17,9 @@ writes `general.pt` (weights, charset, recipe, seed and the stages before it in 
 Stage 5 (this script as it stands) continues from stage 4's shipped weights (`OPTIONS["init"]`) on newly
 drawn images of a wider recipe (data/general.py: tight crops, frames, small text). A next stage does the
 same: `init` stays the shipped general.pt, a new RUN and SEED (new images and a new validation set),
-render again, and append this stage's record (weights/general.json's "trained") to STAGES. A stage ships
-only if the held-out rows of benchmarks/general.py improve. Stage 3's nano weights ship as
-`general-base` (`base`), which `train --init general` starts from.
+render again, and append this stage's own figures to STAGES (general.json's "trained" holds the totals:
+subtract the stages before). A stage ships only if the held-out rows of benchmarks/general.py improve.
+Stage 3's nano weights ship as `general-base` (`base`), which `train --init general` starts from.
 
 The fonts come from Debian packages and OpenCV, which the shipped package does not need:
     apt-get install fonts-liberation fonts-freefont-ttf fonts-roboto-unhinted fonts-urw-base35
@@ -65,20 +65,23 @@ OPTIONS = {  # recorded in the model's metadata beside the recipe
     "channels": 3,
     "height": 32,
     "stretch": 1.0,  # aspect ratio kept: the recipe's widths already give 10 characters their frames
+    "crop": "none",  # the recipe's images are read whole, as the reader reads a user's
     "schedule": "fixed",  # a cosine to zero over the stage's steps: the time budget is known in advance
     "epochs": 4,
     "init": "src/captcha_crnn/weights/general.pt",  # the last shipped stage
 }
-# The stages these weights continued from, oldest first: each one's record as its general.json gave it.
+# The stages these weights continued from, oldest first, as each one's general.json recorded it;
+# `package` adds them up ("trained" holds totals over every stage, as in the nano stages 1-3).
 STAGES = [
     {
         "stage": 4,
+        "device": "2 CPU cores",
         "seed": 20261206,
         "epochs": 5,
         "images": 1128050,
         "minutes": 116.7,
         "init": None,
-        "recipe": "stage 4's data/general.py (commit 449055d): no crops, frames or small text",
+        "recipe": "data/general.py at commit 449055d: no crops, frames or small text; lr 2e-3",
     },
 ]
 DEVICE = "2 CPU cores"
@@ -99,6 +102,7 @@ def recipe() -> dict:
         "fonts": [Path(f).name for f in general.fonts()] + list(general.hershey_faces()),
         "font_packages": general.FONT_PACKAGES,
         "options": OPTIONS,
+        "stages": STAGES,
         "crop_share": general.CROP_SHARE,
         "small_share": general.SMALL_SHARE,
         "frame_share": general.FRAME_SHARE,
@@ -276,16 +280,15 @@ def package() -> None:
         sys.exit(f"{model}: no model yet; run `python scripts/pretrain.py train` first")
     bundle = load_model(model)
     rows = [r for r in csv.DictReader((RUN / "run" / "metrics.csv").open()) if r["val_loss"]]
-    seen = {
-        "epochs": len(rows),
-        "images": len(rows) * _count(SHARDS / "train"),
-        "minutes": round(float(rows[-1]["elapsed_s"]) / 60, 1),
+    seen = {  # totals over every stage; the validation figure is this stage's (its own validation set)
+        "stage": STAGES[-1]["stage"] + 1 if STAGES else 4,
+        "epochs": sum(st["epochs"] for st in STAGES) + len(rows),
+        "images": sum(st["images"] for st in STAGES) + len(rows) * _count(SHARDS / "train"),
+        "minutes": round(sum(st["minutes"] for st in STAGES) + float(rows[-1]["elapsed_s"]) / 60, 1),
         "val_seq_acc": float(rows[-1]["val_seq_acc"]),  # generated + held-back real images
         "from": model.name,
     }
-    seen["stage"] = STAGES[-1]["stage"] + 1 if STAGES else 1
-    seen["images_all_stages"] = seen["images"] + sum(s["images"] for s in STAGES)
-    meta = {"name": "general", "recipe": recipe(), "trained": seen, "stages": STAGES}
+    meta = {"name": "general", "recipe": recipe(), "trained": seen}
     WEIGHTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=WEIGHTS) as tmp:
         staged = Path(tmp)
@@ -295,7 +298,6 @@ def package() -> None:
             "name": "general",
             "files": {name: sha256(staged / name) for name in ("general.pt", "general.onnx")},
             "trained": seen,
-            "stages": STAGES,
             "recipe": recipe(),
         }
         (staged / "general.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -32,7 +32,9 @@ NORMALISATION = (
 )
 RESIZE = (  # what InputPolicy.width_for does, for readers of the file in other languages
     "bilinear, to input_policy.height rows and W columns: W = round(width * height / image height * "
-    "stretch / width_stride) * width_stride, clamped to [min_width, max_width]; stretch is 1 when absent"
+    "stretch / width_stride) * width_stride, clamped to [min_width, max_width]; stretch is 1 when absent. "
+    "When input_policy.crop is true, the image is first cut to its text as captcha_crnn.data.textbox."
+    "text_box finds it"
 )
 
 
