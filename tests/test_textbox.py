@@ -33,6 +33,14 @@ def test_small_text_is_found_with_a_margin_and_large_text_is_left_whole() -> Non
     assert text_box(np.full((40, 100), 200, np.uint8)) is None  # no ink
 
 
+def test_a_glyph_set_higher_than_the_rest_stays_inside_and_a_thin_line_does_not_widen_the_box() -> None:
+    pixels = _canvas((40, 58), (60, 300), size=(100, 400))
+    pixels[22:44, 320:326] = 20  # one glyph set higher, a small share of the ink
+    pixels[80, :] = 20  # a thin line across, below the text
+    box = text_box(pixels)
+    assert box is not None and box[1] <= 22 and box[3] < 80 and box[2] >= 326
+
+
 def test_ink_is_told_from_the_background_by_colour_too() -> None:
     pixels = np.zeros((80, 300, 3), np.uint8)
     pixels[...] = (200, 60, 60)  # a red canvas
