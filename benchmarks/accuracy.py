@@ -59,7 +59,8 @@ from styles import SUITE, TUNING  # noqa: E402  (benchmarks/styles.py)
 
 REAL = ("captcha-v2", "tii-digits")
 SPLIT = ("securimage", "henan-digits")  # under ../shared/data/real: a fixed train / test split each
-SPLIT_TRAIN, SPLIT_TEST, SPLIT_MINUTES = 6000, 2000, 15.0
+# the issue's 15 minutes, less a minute for reading the images and the last validation
+SPLIT_TRAIN, SPLIT_TEST, SPLIT_MINUTES = 6000, 2000, 14.0
 FOLDS = 3
 TEST_IMAGES = 500
 PLATEAU_CER = 0.5
@@ -154,10 +155,16 @@ def run_real(name: str, minutes: float, overrides: dict, only_folds: list[int] |
     return {"dataset": name, "runs": runs, **summary(runs)}
 
 
+def by_hash(name: str, items: list[LabelledImage]) -> list[LabelledImage]:
+    """`items` in the order of a stable hash of the set's and the file's names: a split that never moves
+    (scripts/pretrain.py holds back the trained-on sources' images the same way)."""
+    return sorted(items, key=lambda i: zlib.crc32(f"{name}/{i.path.name}".encode()))
+
+
 def split(name: str) -> tuple[list[LabelledImage], list[LabelledImage]]:
     """(training, test) images of a real site: SPLIT_TEST then SPLIT_TRAIN in the order of a stable hash
     of the file name, so that the split never moves."""
-    order = sorted(collect(DATA / "real" / name), key=lambda i: zlib.crc32(f"{name}/{i.path.name}".encode()))
+    order = by_hash(name, collect(DATA / "real" / name))
     return order[SPLIT_TEST : SPLIT_TEST + SPLIT_TRAIN], order[:SPLIT_TEST]
 
 
@@ -244,7 +251,11 @@ def main() -> None:
     )
     parser.add_argument("--tuning", choices=list(TUNING), action="append", help="a tuning style (probe)")
     parser.add_argument("--folds", type=int, action="append", help="real sets: only these folds (0-2)")
-    parser.add_argument("--max-minutes", type=float, default=12.0, help="cap on each training run")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        help=f"cap on each training run (default 12; real sites {SPLIT_MINUTES:g})",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a probe's option")
     parser.add_argument("--train-count", type=int, help="probes: this many training images of the style")
     args = parser.parse_args()
@@ -257,14 +268,14 @@ def main() -> None:
         for part in args.tuning or args.only or []:
             print(f"probe {part} {overrides} ...", flush=True)
             if part in REAL:
-                result = run_real(part, args.max_minutes, overrides, args.folds)
+                result = run_real(part, args.max_minutes or 12.0, overrides, args.folds)
             elif part in SPLIT:
-                result = run_split(part, max(args.max_minutes, SPLIT_MINUTES), overrides)
+                result = run_split(part, args.max_minutes or SPLIT_MINUTES, overrides)
             else:
                 style, n = (TUNING | SUITE)[part]
                 n = args.train_count or n
                 name = part if n == (TUNING | SUITE)[part][1] else f"{part}-{n}"
-                result = run_style(name, style, n, args.max_minutes, overrides)
+                result = run_style(name, style, n, args.max_minutes or 12.0, overrides)
             log.append(
                 {"part": part, "overrides": overrides, "date": time.strftime("%Y-%m-%d %H:%M"), **result}
             )
@@ -279,17 +290,17 @@ def main() -> None:
     for part in args.only or [*REAL, *SPLIT, *SUITE]:
         print(f"training on {part} ...", flush=True)
         if part in REAL:
-            previous["real"][part] = run_real(part, args.max_minutes, {}, None)
+            previous["real"][part] = run_real(part, args.max_minutes or 12.0, {}, None)
         elif part in SPLIT:
-            previous["real"][part] = run_split(part, max(args.max_minutes, SPLIT_MINUTES), {})
+            previous["real"][part] = run_split(part, args.max_minutes or SPLIT_MINUTES, {})
         else:
             style, n = SUITE[part]
-            previous["suite"][part] = run_style(part, style, n, args.max_minutes, {})
+            previous["suite"][part] = run_style(part, style, n, args.max_minutes or 12.0, {})
         previous.update(
             machine=machine(),
             version=__version__,
             date=time.strftime("%Y-%m-%d"),
-            max_minutes=args.max_minutes,
+            max_minutes=args.max_minutes or 12.0,
         )
         report.save("accuracy", previous)  # after each part, so a long run keeps what it measured
 

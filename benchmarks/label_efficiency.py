@@ -31,13 +31,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 import report  # noqa: E402
-from accuracy import DATA, SPLIT, folds, machine, split, style_data  # noqa: E402
+from accuracy import DATA, SPLIT, by_hash, folds, machine, split, style_data  # noqa: E402
 from styles import SUITE  # noqa: E402
 
 from captcha_crnn import __version__  # noqa: E402
@@ -58,6 +57,7 @@ SITES = (
     "telegram-misty-new",
 )
 SITE_TEST = 1000
+MIN_TEST = 20  # a small site's run needs at least this many images left to test
 UNLABELLED = 600
 
 
@@ -67,9 +67,7 @@ def pool_and_test(name: str) -> tuple[list[LabelledImage], list[LabelledImage] |
         pool, test = split(name)
         return pool, test[:SITE_TEST]
     if name in SITES:
-        items = sorted(
-            collect(DATA / "real" / name), key=lambda i: zlib.crc32(f"{name}/{i.path.name}".encode())
-        )
+        items = by_hash(name, collect(DATA / "real" / name))
         if len(items) >= SITE_TEST + 400:  # a pool of 400 or more beside the test images
             return items[SITE_TEST:], items[:SITE_TEST]
         return items, None
@@ -88,8 +86,8 @@ def run_one(name: str, mode: str, size: int, seed: int, minutes: float) -> dict:
     size = size or len(order)
     labelled, rest = order[:size], order[size:]
     if test is None:  # a small site: tested on the images not labelled, none left to add unlabelled
-        if mode == "pretrained+unlabelled":
-            raise SystemExit(f"{name}: no images beside the test ones to add unlabelled")
+        if mode == "pretrained+unlabelled" or len(rest) < MIN_TEST:
+            raise SystemExit(f"{name}: {len(rest)} images left to test and none to add unlabelled")
         test, rest = rest, []
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -128,6 +126,12 @@ def run_one(name: str, mode: str, size: int, seed: int, minutes: float) -> dict:
     }
     print(json.dumps(row), flush=True)
     return row
+
+
+def _fits(name: str, mode: str, size: int) -> bool:
+    """Whether a run of a real site leaves enough test images (and, for --unlabelled, others to add)."""
+    pool, test = pool_and_test(name)
+    return test is not None or (mode != "pretrained+unlabelled" and 0 < size <= len(pool) - MIN_TEST)
 
 
 def load() -> dict:
@@ -208,8 +212,8 @@ def main() -> None:
     for name in args.sets:
         for size in args.sizes:
             for mode in args.modes or MODES:
-                if mode == "pretrained+unlabelled" and name.startswith("telegram-"):
-                    continue  # every image not labelled is a test image
+                if name in SITES and not _fits(name, mode, size):
+                    continue  # a small site: every image not labelled is a test image
                 for seed in args.seeds:
                     store(data, run_one(name, mode, size, seed, args.minutes))
 

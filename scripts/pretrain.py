@@ -229,6 +229,11 @@ def train(minutes: float) -> None:
     resume = (RUN / "checkpoints" / "last.ckpt").is_file()
     options = dict(OPTIONS)
     epochs = options.pop("epochs")
+    # The starting weights count only for a new run (a resumed one continues from its checkpoint, and
+    # train refuses --init with --resume); relative to the project, wherever this runs from.
+    init = options.pop("init")
+    if not resume:
+        options["init"] = str(ROOT / init) if init else None
     steps = epochs * math.ceil(_count(SHARDS / "train") / options["batch_size"])
     opts = TrainOptions(
         data=SHARDS / "train",

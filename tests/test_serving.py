@@ -51,6 +51,7 @@ def test_health_model_and_docs(client, trained_run):
         "max_width": 96,
         "fixed_width": 96,
         "stretch": 1.2,
+        "crop": False,
     }
     assert info["model_file"] == str(trained_run / "model.pt") and info["version"]
     assert client.get("/docs").status_code == 200

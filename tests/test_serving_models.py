@@ -80,6 +80,7 @@ def test_the_listing_names_every_model(client, files):
         "max_width": 64,
         "fixed_width": 64,
         "stretch": 1.0,
+        "crop": False,
     }
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/models", "/v1/models/{name}", "/v1/models/{name}/recognize"} <= set(paths)

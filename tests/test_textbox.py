@@ -14,8 +14,8 @@ from captcha_crnn.data.looks import Look, draw
 from captcha_crnn.data.textbox import text_box
 from captcha_crnn.errors import CaptchaCrnnError
 from captcha_crnn.options import TrainOptions
-from captcha_crnn.training.datamodule import ScannedImage
-from captcha_crnn.training.plan import _crop
+from captcha_crnn.training.datamodule import ScannedImage, check_labels
+from captcha_crnn.training.plan import _crop, validate
 
 
 def _canvas(rows: tuple[int, int], cols: tuple[int, int], size=(80, 400)) -> np.ndarray:
@@ -71,10 +71,43 @@ def test_the_plan_cuts_when_most_images_have_small_text_and_says_why() -> None:
     opts = TrainOptions(data=Path("unused"))
     small = [_scanned(_canvas((30, 50), (100, 220))) for _ in range(6)]
     large = [_scanned(_canvas((5, 75), (100, 220))) for _ in range(6)]
-    crop, why = _crop(opts, small + large[:2])
+    crop, why = _crop(opts, small + large[:2], 1)
     assert crop and why.startswith("text: in 6 of 8 training images")
-    crop, why = _crop(opts, large + small[:2])
+    crop, why = _crop(opts, large + small[:2], 1)
     assert not crop and why.startswith("none: in 2 of 8")
-    assert _crop(TrainOptions(data=Path("unused"), crop="none"), small) == (False, "none (--crop none)")
-    with pytest.raises(CaptchaCrnnError, match="--crop"):
-        _crop(TrainOptions(data=Path("unused"), crop="tight"), small)
+    assert _crop(TrainOptions(data=Path("unused"), crop="none"), small, 1) == (False, "none (--crop none)")
+    lazy = [ScannedImage(img.item, img.size, None) for img in small]
+    assert _crop(opts, lazy, 1) == (False, "none: the training images are read lazily")
+    with pytest.raises(CaptchaCrnnError, match="--crop text needs the training images in memory"):
+        _crop(TrainOptions(data=Path("unused"), crop="text"), lazy, 1)
+    with pytest.raises(CaptchaCrnnError, match="--crop must be text or none"):
+        validate(TrainOptions(data=Path("unused"), crop="tight"))
+
+
+def test_label_checks_count_the_frames_of_the_cut_image() -> None:
+    """A label needing 13 frames fits the whole 400 px wide image (40), not the text cut to ~40 px (10)."""
+    from captcha_crnn.data.tokenizer import CTCTokenizer
+    from captcha_crnn.errors import LabelError
+
+    pixels = _canvas((30, 50), (100, 110))  # one stroke
+    image = ScannedImage(LabelledImage(Path("small.png"), "1111111"), (400, 80), pixels)
+    tokenizer = CTCTokenizer("1")
+    check_labels([image], tokenizer, InputPolicy(max_width=2048))
+    with pytest.raises(LabelError, match=r"small.png: .* the image cut to its text \(\d+x\d+\) gives"):
+        check_labels([image], tokenizer, InputPolicy(max_width=2048, crop=True))
+
+
+def test_a_frame_around_the_image_is_not_text() -> None:
+    pixels = _canvas((30, 50), (100, 220))
+    framed = pixels.copy()
+    framed[[0, -1], :] = framed[:, [0, -1]] = 20  # Kaptcha's default 1 px border
+    left_edge = pixels.copy()
+    left_edge[:, :2] = 20  # a dark edge on one side only
+    assert text_box(framed) == text_box(left_edge) == text_box(pixels) is not None
+
+
+def test_a_thin_glyph_apart_at_the_end_is_kept() -> None:
+    pixels = _canvas((30, 50), (100, 184))  # seven strokes, 6 px wide
+    pixels[30:50, 228:230] = 20  # a "1" two px wide, 44 px further on: under 3% of the ink
+    box = text_box(pixels)
+    assert box is not None and box[2] >= 230

@@ -366,6 +366,8 @@ class InputPolicy:
     def from_dict(cls, data: dict[str, Any]) -> InputPolicy:
         """The policy a model file records; ValueError when it could not have been written by train."""
         fields = cls.__dataclass_fields__
+        if not isinstance(data.get("crop", False), bool):
+            raise ValueError(f"input policy with crop {data['crop']!r}")
         kinds = {"stretch": float, "crop": bool}
         policy = cls(**{k: kinds.get(k, int)(v) for k, v in data.items() if k in fields})
         if not 0.1 <= policy.stretch <= 10:

@@ -77,7 +77,7 @@ class Look:
     line_width: tuple[int, int] = (1, 2)  # px, for strike lines and arcs
     arcs: tuple[int, int] = (0, 0)  # elliptic arcs around the text, glyph-coloured
     dots: float = 0.0  # noise dots, as a fraction of all pixels
-    outline: float = False  # hollow glyphs: True for all, or the chance that a glyph is hollow
+    outline: float = 0.0  # hollow glyphs: the chance that a glyph is hollow (True: all)
     shadow: bool = False  # a dark offset copy behind each glyph
     mixed_case: bool = False  # each letter drawn in upper or lower case at random; the label keeps its own
     segments: tuple[int, int] = (0, 0)  # short thin lines in random colours over the background
@@ -108,6 +108,7 @@ class Look:
             "0 <= outline <= 1": 0 <= self.outline <= 1,
             "0 <= segments low <= high": 0 <= self.segments[0] <= self.segments[1],
             "jpeg is None or a quality of 1-95": self.jpeg is None or 1 <= self.jpeg <= 95,
+            "jpeg is not for a transparent background": self.jpeg is None or not self.transparent,
             "amounts are >= 0, line_width >= 1, dots <= 0.5": min(amounts) >= 0
             and self.line_width[0] >= 1
             and 0 <= self.dots <= 0.5,
@@ -382,7 +383,7 @@ def _strokes(look: Look, layer: Image.Image, colours: list[Colour], rng: random.
 
 
 def _segments(image: Image.Image, count: int, rng: random.Random) -> None:
-    """`count` short thin lines (a tenth to a third of the height long) in random colours, in place."""
+    """`count` short thin lines (0.1-0.35 of the height long) in random colours, in place."""
     pen, (width, height) = ImageDraw.Draw(image), image.size
     for _ in range(count):
         x, y, length, angle = (
@@ -489,7 +490,7 @@ def draw(look: Look, label: str, width: int, height: int, rng: random.Random) ->
         image = image.convert("RGBa").filter(ImageFilter.GaussianBlur(radius)).convert("RGBA")
     if look.crop is not None:
         image = _cropped(image, text, look.crop, rng)
-    if look.jpeg is not None and not look.transparent:
+    if look.jpeg is not None:  # never transparent (Look checks)
         image = _jpeg(image.convert("RGB"), look.jpeg)
     return image if look.transparent else image.convert("RGB")
 

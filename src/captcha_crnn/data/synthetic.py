@@ -219,7 +219,7 @@ def _noise_lines(image: Image.Image, style: Style, rng: random.Random) -> Image.
         draw = ImageDraw.Draw(image)
         for _ in range(lines):
             colour = (*(rng.randrange(0, 200) for _ in range(3)), 255)
-            points = [(rng.randrange(image.width), rng.randrange(style.height)) for _ in range(2)]
+            points = [(rng.randrange(image.width), rng.randrange(image.height)) for _ in range(2)]
             draw.line(points, fill=colour[: len(image.getbands())], width=rng.randint(1, 3))
     return image
 

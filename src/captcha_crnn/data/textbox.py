@@ -2,9 +2,11 @@
 
 Read at the network's height (32), glyphs a quarter of the image's height tall are 8 px: too few for
 letters. `text_box()` finds the band of rows that holds most of the ink (pixels far from the image's
-median colour, in upright strokes: a thin line across is not text), and the columns of that band that do, so that `InputPolicy(crop=True)` can cut the image
-to its text before resizing, in training and reading alike. Lines across the whole image or noise over
-it spread the ink out: the band is then most of the image and nothing is cut.
+median colour, in upright strokes: a thin line across, a speck or a frame is not text), grown over the
+rows beside it that still hold some, and the columns of that band that do, so that
+`InputPolicy(crop=True)` can cut the image to its text before resizing, in training and reading alike.
+Where ink is spread over the image (thick curves, heavy noise), the band is most of it and nothing is
+cut: a cut that loses part of a glyph costs more than one that keeps too much.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ ROW_MASS = 0.97  # the band: the fewest rows that hold this share of the ink
 COLUMN_MASS = 0.97  # of the band, the fewest columns that hold this share of its ink
 GROW = 2  # beside the band, rows with this many upright ink pixels are text too
 PAD = (0.3, 0.8)  # margin added above and below, and left and right, as a share of the band's height
+FRAME = 0.9  # a column or row this full of ink is a frame around the image, not text
 SMALL = 0.8  # cut only when the padded band is less than this share of the image's height
 
 
@@ -25,29 +28,51 @@ def text_box(pixels: np.ndarray) -> tuple[int, int, int, int] | None:
     fills most of the image's height (or there is no ink): then the whole image is the text."""
     h, w = pixels.shape[:2]
     values = pixels.reshape(h, w, -1).astype(np.int16)
-    ink = _upright(
-        (np.abs(values - np.median(values.reshape(-1, values.shape[2]), axis=0)) > INK).any(axis=2)
-    )
+    ink = np.abs(values - np.median(values.reshape(-1, values.shape[2]), axis=0)) > INK
+    ink = _unframed(_upright(ink.any(axis=2)))
     rows = ink.sum(axis=1)
     top, bottom = _densest(rows, ROW_MASS)
     if top is None:
         return None
     # Grow the band over the rows beside it that still hold upright ink: a glyph set higher or lower
     # than the rest (thin lines and specks are not upright ink, so they do not grow it).
-    while top > 0 and rows[top - 1] >= GROW:
-        top -= 1
-    while bottom < h and rows[bottom] >= GROW:
-        bottom += 1
+    top, bottom = _grown(rows, top, bottom, 0)
     band = bottom - top
     pad = max(1, round(PAD[0] * band))
     top, bottom = max(0, top - pad), min(h, bottom + pad)
     if bottom - top >= SMALL * h:
         return None
-    left, right = _densest(ink[top:bottom].sum(axis=0), COLUMN_MASS)
+    columns = ink[top:bottom].sum(axis=0)
+    left, right = _densest(columns, COLUMN_MASS)
     if left is None:
         return None
+    # The densest columns may leave out a thin glyph at either end (a 1 holds little ink): take in any
+    # ink within a band's height of the text, and so on outwards.
+    left, right = _grown(columns, left, right, band)
     pad = max(1, round(PAD[1] * band))
     return max(0, left - pad), top, min(w, right + pad), bottom
+
+
+def _unframed(ink: np.ndarray) -> np.ndarray:
+    """`ink` without the columns and rows it fills almost whole: a frame or border, not text."""
+    ink = ink.copy()
+    ink[:, ink.mean(axis=0) >= FRAME] = False
+    ink[ink.mean(axis=1) >= FRAME, :] = False
+    return ink
+
+
+def _grown(mass: np.ndarray, start: int, stop: int, gap: int) -> tuple[int, int]:
+    """[start, stop) widened over the neighbouring entries of `mass` that hold GROW or more, across
+    runs of at most `gap` entries that hold less."""
+    while True:
+        before = np.flatnonzero(mass[max(0, start - 1 - gap) : start] >= GROW)
+        after = np.flatnonzero(mass[stop : stop + 1 + gap] >= GROW)
+        if not len(before) and not len(after):
+            return start, stop
+        if len(before):
+            start = max(0, start - 1 - gap) + int(before[0])
+        if len(after):
+            stop = stop + int(after[-1]) + 1
 
 
 def _upright(ink: np.ndarray) -> np.ndarray:

@@ -282,6 +282,7 @@ def _summary(served: ServedModel) -> dict[str, Any]:
             max_width=policy.max_width,
             fixed_width=policy.fixed_width,
             stretch=policy.stretch,
+            crop=policy.crop,
         ),
         "model_file": served.path,
     }

@@ -31,6 +31,7 @@ class ModelInput(BaseModel):
     max_width: int
     fixed_width: int | None = Field(description="the width every image is resized to, or null if it varies")
     stretch: float = Field(description="width / the width at the image's own aspect ratio, before clamping")
+    crop: bool = Field(description="whether each image is first cut to its text (where the text is small)")
 
 
 class ModelLimits(BaseModel):

@@ -85,13 +85,16 @@ def check_labels(images: Sequence[ScannedImage], tokenizer: CTCTokenizer, policy
                 f"{path}: label {label!r} has characters outside the charset {tokenizer.charset!r}: {missing!r}"
                 " (add them to --charset, or leave --charset out to learn it from the labels)"
             )
-        w, h = img.size if not policy.crop or img.pixels is None else policy.cut(img.pixels).shape[1::-1]
+        w, h = img.size
+        if policy.crop and img.pixels is not None:  # what the network reads: the image cut to its text
+            h, w = policy.cut(policy.convert(img.pixels)).shape[:2]
         width = policy.width_for((w, h))
         frames, needed = policy.frames(width), CTCTokenizer.min_frames(label)
         if frames < needed:
             need_width = needed * policy.width_stride
+            seen = f"a {w}x{h} image" if (w, h) == img.size else f"the image cut to its text ({w}x{h})"
             raise LabelError(
-                f"{path}: label {label!r} needs {needed} output frames but a {w}x{h} image gives {frames} "
+                f"{path}: label {label!r} needs {needed} output frames but {seen} gives {frames} "
                 f"(input width {width}); train with --min-width {need_width} to stretch narrow images"
             )
 

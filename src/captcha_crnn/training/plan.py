@@ -3,8 +3,7 @@ each with its reason (run.json's `choices`).
 
 `resolve(opts, inputs)` decides for a new run; `Plan.from_record(run.json, opts)` restores a resumed one's.
 What is decided: the charset, the input (colour or grey, cut to the text or not, height, widths,
-stretch), the network, the
-starting weights, the schedule and LR, and which weights model.pt keeps.
+stretch), the network, the starting weights, the schedule and LR, and which weights model.pt keeps.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from captcha_crnn.data.tokenizer import CTCTokenizer
 from captcha_crnn.errors import CaptchaCrnnError, one_line
 from captcha_crnn.files import check_apart
 from captcha_crnn.model.crnn import PRESETS, WIDTH_STRIDE, config_from_preset
-from captcha_crnn.options import FIXED_LR, PLATEAU_LR, SMALL_VALIDATION, TrainOptions
+from captcha_crnn.options import FIXED_LR, LAZY_ABOVE, PLATEAU_LR, SMALL_VALIDATION, TrainOptions
 from captcha_crnn.training.inputs import Inputs, fold
 
 log = logging.getLogger("captcha_crnn")
@@ -92,9 +91,9 @@ def resolve(opts: TrainOptions, inputs: Inputs) -> Plan:
         sizes = [(style.width[0], style.height), (style.width[1], style.height)]
         lengths = [style.generator().length[1]] * 2
     channels, choices["input"] = _channels(opts, inputs.train_images, style)
-    crop, choices["crop"] = _crop(opts, inputs.train_images)
+    crop, choices["crop"] = _crop(opts, inputs.train_images, channels)
     if crop:  # the sizes the network sees: those of the cut images
-        sizes = [_cut_size(img) for img in inputs.train_images] or sizes
+        sizes = [_cut_size(img, channels) for img in inputs.train_images] or sizes
     policy = replace(_policy(opts, sizes, lengths, channels), crop=crop)
     choices["stretch"] = _describe_stretch(opts, policy)
     config = config_from_preset(opts.preset, len(charset) + 1, policy.height, opts.rnn, policy.channels)
@@ -169,6 +168,8 @@ def validate(opts: TrainOptions) -> None:
             raise CaptchaCrnnError(f"--{name.replace('_', '-')} must be at least 16 pixels, got {value}")
     if opts.min_width and opts.max_width and opts.min_width > opts.max_width:
         raise CaptchaCrnnError(f"--min-width {opts.min_width} is more than --max-width {opts.max_width}")
+    if opts.crop not in (None, "text", "none"):
+        raise CaptchaCrnnError(f"--crop must be text or none, got {opts.crop!r}")
     if opts.charset is not None and not opts.charset:
         raise CaptchaCrnnError("--charset is empty; leave it out to learn the characters from the labels")
 
@@ -278,36 +279,35 @@ def _channels(opts: TrainOptions, images: list, style: Style | None) -> tuple[in
     return 1, "grey: no training image has colour"
 
 
-def _crop(opts: TrainOptions, images: list) -> tuple[bool, str]:
+def _crop(opts: TrainOptions, images: list, channels: int) -> tuple[bool, str]:
     """Cut images to their text when, in most training images, it fills a small part of the height:
-    read at height 32, glyphs a quarter of the image tall are 8 px, too few for letters."""
-    from captcha_crnn.data.images import load_for_model
-    from captcha_crnn.data.textbox import SMALL, text_box
+    read at height 32, glyphs a quarter of the image tall are 8 px, too few for letters. Only for sets
+    held in memory, whose cut sizes decide the input's widths."""
+    from captcha_crnn.data.textbox import SMALL
 
+    lazy = any(img.pixels is None for img in images)
     if opts.crop is not None:
-        if opts.crop not in ("text", "none"):
-            raise CaptchaCrnnError(f"--crop must be 'text' or 'none', got {opts.crop!r}")
+        if opts.crop == "text" and lazy:
+            raise CaptchaCrnnError(
+                "--crop text needs the training images in memory, to size the input from the cut ones; "
+                f"leave out --lazy (sets of more than {LAZY_ABOVE} images are read lazily)"
+            )
         return opts.crop == "text", f"{opts.crop} (--crop {opts.crop})"
+    if lazy or not images:
+        return False, "none: the training images are read lazily" if lazy else "none: no training images"
     sample = images[:: max(1, len(images) // 200)]
-    probe = InputPolicy(channels=3, min_width=16, max_width=1 << 16)  # lazy sets: read 100 of them
-    pixels = [img.pixels for img in sample if img.pixels is not None] or [
-        load_for_model(img.item.path, probe) for img in sample[:100]
-    ]
-    if not pixels:
-        return False, "none: no training images to look at"
-    small = sum(text_box(p) is not None for p in pixels)
-    where = f"in {small} of {len(pixels)} training images looked at, the text fills under {SMALL:.0%} of the height"
-    if 2 * small > len(pixels):
+    small = sum(_cut_size(img, channels) != img.size for img in sample)
+    where = f"in {small} of {len(sample)} training images looked at, the text fills under {SMALL:.0%} of the height"
+    if 2 * small > len(sample):
         return True, f"text: {where}; each image is cut to its text, then resized (--crop none keeps all)"
     return False, f"none: {where} (--crop text cuts those)"
 
 
-def _cut_size(img: Any) -> tuple[int, int]:
-    """(width, height) of an image once cut to its text; its own size when read lazily."""
-    from captcha_crnn.data.textbox import text_box
-
-    box = None if img.pixels is None else text_box(img.pixels)
-    return img.size if box is None else (box[2] - box[0], box[3] - box[1])
+def _cut_size(img: Any, channels: int) -> tuple[int, int]:
+    """(width, height) of an in-memory image once cut to its text, as the network will read it."""
+    probe = InputPolicy(channels=channels, crop=True)
+    cut = probe.cut(probe.convert(img.pixels))
+    return cut.shape[1], cut.shape[0]
 
 
 def _policy(
