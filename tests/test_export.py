@@ -165,3 +165,27 @@ def test_export_whose_check_cannot_load_the_model_is_one_line(trained_run, tmp_p
     err = capsys.readouterr().err
     assert err.startswith("error: export check failed: onnxruntime ") and len(err.strip().splitlines()) == 1
     assert "ConvInteger" in err and "tmp" not in err.replace(str(tmp_path), "") and not out.exists()
+
+
+def test_a_model_that_cuts_to_the_text_reads_alike_from_onnx_without_torch(
+    trained_run, tmp_path, captcha_dir
+):
+    from dataclasses import replace
+
+    from captcha_crnn.model.io import load_model, save_model
+
+    bundle = load_model(trained_run / "model.pt")
+    cut = tmp_path / "cut.pt"
+    save_model(cut, bundle.model, bundle.charset, replace(bundle.policy, crop=True), bundle.meta)
+    exported = tmp_path / "cut.onnx"
+    assert main(["export", str(cut), str(exported)]) == 0
+    paths = sorted(str(p) for p in captcha_dir.glob("*.png"))
+    code = (
+        "import json, sys; from captcha_crnn import Recognizer; "
+        f"rec = Recognizer.load({str(exported)!r}); assert rec.policy.crop; "
+        f"print(json.dumps([p.text for p in rec.predict({paths!r})])); "
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'torch']"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [p.text for p in Recognizer.load(cut).predict(paths)]
