@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from captcha_crnn import __version__
@@ -70,8 +70,14 @@ SETS = (
 )
 
 
-def ours(model: str, items: list, charset: str, lengths: tuple[int, int], case: bool) -> dict:
+def ours(
+    model: str, items: list, charset: str, lengths: tuple[int, int], case: bool, crop: str | None = None
+) -> dict:
     rec = Recognizer.load(model)
+    if (
+        crop is not None
+    ):  # a candidate setting: read whole ("none") or cut to the text, whatever the model says
+        rec.policy = replace(rec.policy, crop=crop == "text")
     fold = not case
     plain = evaluate(rec, items, ignore_case=fold)
     restricted = evaluate(rec, items, charset=charset, ignore_case=fold)
@@ -127,7 +133,7 @@ def stages(record: dict) -> list[dict]:
     return [*earlier, last]
 
 
-def measure(test: TestSet, model: str) -> dict:
+def measure(test: TestSet, model: str, crop: str | None = None) -> dict:
     items = test.items()
     charset = "".join(
         sorted(set("".join(i.label if test.case_sensitive else i.label.lower() for i in items)))
@@ -139,12 +145,12 @@ def measure(test: TestSet, model: str) -> dict:
         "charset": charset,
         "lengths": list(lengths),
         "trained_on": test.trained_on,
-        "general": ours(model, items, charset, lengths, False),
+        "general": ours(model, items, charset, lengths, False, crop),
         "ddddocr": theirs(items, charset, lengths, False),
     }
     if test.case_sensitive:
         row["case_sensitive"] = {
-            "general": ours(model, items, charset, lengths, True),
+            "general": ours(model, items, charset, lengths, True, crop),
             "ddddocr": theirs(items, charset, lengths, True),
         }
     print(json.dumps(row), flush=True)
@@ -158,7 +164,16 @@ def main() -> None:
     parser.add_argument("--model", default="general", help="the model to measure (default: the shipped one)")
     parser.add_argument("--out", type=Path, help="write the results here instead of results/general.json")
     parser.add_argument("--only", nargs="*", help="these sets only")
+    parser.add_argument(
+        "--crop",
+        choices=["text", "none"],
+        help="read cut to the text or whole, whatever the model says (with --out)",
+    )
     args = parser.parse_args()
+    if args.crop and not args.out:
+        parser.error(
+            "--crop measures a candidate setting: give --out too (BENCHMARKS.md reports the model as it ships)"
+        )
     record = manifest() if args.model == "general" else {"trained": {}, "recipe": {}}
     results: dict = {
         "version": __version__,
@@ -182,7 +197,7 @@ def main() -> None:
     for test in SETS:
         if args.only and test.name not in args.only:
             continue
-        results["sets"][test.name] = measure(test, args.model)
+        results["sets"][test.name] = measure(test, args.model, args.crop)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.out}")
