@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from captcha_crnn.data import looks
+from captcha_crnn.data import library_looks, looks
 from captcha_crnn.data.looks import Look
 from captcha_crnn.errors import CaptchaCrnnError
 
@@ -44,6 +44,9 @@ CHARSETS = (
 )
 LENGTH_WEIGHTS = (1, 2, 4, 8, 8, 7, 5, 3, 2, 2)  # lengths 1..10
 LIBRARY_SHARE = 0.25  # drawn by the `captcha` library's ImageCaptcha (with these fonts) instead of looks
+# Of the other images (stage 6 on): drawn as Kaptcha, Gregwar, django-simple-captcha or svg-captcha draw
+# theirs by default (library_looks.py), the libraries many sites serve unchanged.
+LIBRARY_LOOKS_SHARE = 0.15
 # Of the other images, drawn in OpenCV's Hershey stroke fonts (cv2.putText: a 3 with a flat top, strokes
 # of even width), the faces of many home-made captchas. Without OpenCV 4 these draw TrueType fonts too.
 HERSHEY_SHARE = 0.15
@@ -142,6 +145,9 @@ def draw(text: str, rng: random.Random) -> Image.Image:
     width, height = size(text, rng)
     if rng.random() < LIBRARY_SHARE:
         image = _library(text, width, height, pool, rng)
+    elif rng.random() < LIBRARY_LOOKS_SHARE:
+        draw_like = rng.choice(list(library_looks.LIBRARIES.values()))
+        image = draw_like(text, rng.sample(pool, k=min(len(pool), 2)), rng)
     else:
         faces = hershey_faces() if rng.random() < HERSHEY_SHARE else ()
         image = looks.draw(look(faces or pool, rng), text, width, height, rng)
