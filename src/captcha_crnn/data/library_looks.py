@@ -12,13 +12,14 @@ and returns an RGB image.
 
 from __future__ import annotations
 
-import io
 import itertools
 import random
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
+
+from captcha_crnn.data.looks import bezier, jpeg
 
 Fonts = Sequence[str]
 
@@ -43,14 +44,9 @@ def _remap(image: Image.Image, fx: np.ndarray, fy: np.ndarray, fill: tuple[int, 
     return Image.fromarray(out.round().clip(0, 255).astype(np.uint8), image.mode)
 
 
-def _bezier(points: list[tuple[float, float]], steps: int) -> list[tuple[float, float]]:
-    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = points
-    out = []
-    for i in range(steps + 1):
-        t = i / steps
-        a, b, c, d = (1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t**3
-        out.append((a * x0 + b * x1 + c * x2 + d * x3, a * y0 + b * y1 + c * y2 + d * y3))
-    return out
+def _curve(points: list[tuple[float, float]], steps: int) -> list[tuple[float, float]]:
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    return [bezier(xs, ys, i / steps) for i in range(steps + 1)]
 
 
 def kaptcha(text: str, fonts: Fonts, rng: random.Random) -> Image.Image:
@@ -75,7 +71,7 @@ def kaptcha(text: str, fonts: Fonts, rng: random.Random) -> Image.Image:
     )
     pen = ImageDraw.Draw(layer)
     for fractions in ((0.1, 0.1, 0.25, 0.25), (0.1, 0.25, 0.5, 0.9)):
-        curve = _bezier([(f * w, rng.random() * h) for f in fractions], 12)
+        curve = _curve([(f * w, rng.random() * h) for f in fractions], 12)
         for k, (start, end) in enumerate(itertools.pairwise(curve)):
             width = max(1, round((3.6, 2.7)[k] * s if k < 2 else 1.8 * s))
             pen.line([start, end], fill=(0, 0, 0, 255), width=width)
@@ -139,7 +135,7 @@ def gregwar(text: str, fonts: Fonts, rng: random.Random) -> Image.Image:
         image = ImageOps.invert(image)
     if rng.random() < 1 / 11:
         image = image.filter(ImageFilter.FIND_EDGES)
-    return _jpeg(image, 90)
+    return jpeg(image, 90)
 
 
 def django_simple(text: str, fonts: Fonts, rng: random.Random) -> Image.Image:
@@ -190,7 +186,7 @@ def svg_captcha(text: str, fonts: Fonts, rng: random.Random) -> Image.Image:
         points = [(rng.uniform(1, 21), rng.uniform(1, h - 1))]
         points += [(w / 2 + rng.uniform(-21, 21), rng.uniform(1, h - 1)) for _ in range(2)]
         points += [(rng.uniform(w - 21, w - 1), rng.uniform(1, h - 1))]
-        pen.line(_bezier(points, 24), fill=grey(rng.randint(1, 9)), width=1, joint="curve")
+        pen.line(_curve(points, 24), fill=grey(rng.randint(1, 9)), width=1, joint="curve")
 
     noise_first = rng.random() < 0.5
     if noise_first:
@@ -214,12 +210,6 @@ def _hsl(h: float, s: float, lightness: float) -> tuple[int, int, int]:
 
     r, g, b = colorsys.hls_to_rgb(h, lightness, s)
     return round(255 * r), round(255 * g), round(255 * b)
-
-
-def _jpeg(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
 LIBRARIES: dict[str, Callable[[str, Fonts, random.Random], Image.Image]] = {

@@ -355,7 +355,8 @@ def _layout(
     return placed
 
 
-def _bezier(xs: list[float], ys: list[float], t: float) -> tuple[float, float]:
+def bezier(xs: list[float], ys: list[float], t: float) -> tuple[float, float]:
+    """The point at `t` (0-1) of the cubic Bezier curve through control points (xs[i], ys[i])."""
     weights = ((1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t**3)
     return sum(w * x for w, x in zip(weights, xs)), sum(w * y for w, y in zip(weights, ys))
 
@@ -368,9 +369,7 @@ def _strokes(look: Look, layer: Image.Image, colours: list[Colour], rng: random.
         xs = [rng.uniform(x0 - 8, x0 + 0.2 * w), *sorted(rng.uniform(x0, x1) for _ in range(2))]
         xs, ys = [*xs, rng.uniform(x1 - 0.2 * w, x1 + 8)], [rng.uniform(y0, y1) for _ in range(4)]
         curve = (
-            [_bezier(xs, ys, i / 16) for i in range(17)]
-            if rng.random() < 0.5
-            else list(zip(xs[::3], ys[::3]))
+            [bezier(xs, ys, i / 16) for i in range(17)] if rng.random() < 0.5 else list(zip(xs[::3], ys[::3]))
         )
         pen.line(curve, fill=rng.choice(colours), width=rng.randint(*look.line_width), joint="curve")
     for _ in range(rng.randint(*look.arcs)):
@@ -491,11 +490,12 @@ def draw(look: Look, label: str, width: int, height: int, rng: random.Random) ->
     if look.crop is not None:
         image = _cropped(image, text, look.crop, rng)
     if look.jpeg is not None:  # never transparent (Look checks)
-        image = _jpeg(image.convert("RGB"), look.jpeg)
+        image = jpeg(image.convert("RGB"), look.jpeg)
     return image if look.transparent else image.convert("RGB")
 
 
-def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+def jpeg(image: Image.Image, quality: int) -> Image.Image:
+    """`image` saved as JPEG at `quality` and read back: its artefacts, as a site serving JPEG shows them."""
     import io
 
     buffer = io.BytesIO()
