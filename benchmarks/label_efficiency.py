@@ -5,6 +5,7 @@
     python benchmarks/label_efficiency.py --suite-200                        # every suite style, 200 labels
     python benchmarks/label_efficiency.py --rerun                            # every row in the results again
     python benchmarks/label_efficiency.py --rerun --modes pretrained pretrained+unlabelled  # a new general model
+    python benchmarks/label_efficiency.py --sets securimage --sizes 50 --train-args "--preset small"  # a probe
 
 Modes: "scratch" (`train --init none`), "pretrained" (the default: from the shipped general model) and
 "pretrained+unlabelled" (`--unlabelled` with up to 600 other images of the pool, their labels unused).
@@ -28,6 +29,7 @@ import argparse
 import csv
 import json
 import random
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -80,7 +82,7 @@ def pool_and_test(name: str) -> tuple[list[LabelledImage], list[LabelledImage] |
     return collect(train_dir), collect(test_dir)
 
 
-def run_one(name: str, mode: str, size: int, seed: int, minutes: float) -> dict:
+def run_one(name: str, mode: str, size: int, seed: int, minutes: float, extra: tuple[str, ...] = ()) -> dict:
     pool, test = pool_and_test(name)
     order = sorted(pool, key=lambda item: str(item.path))
     random.Random(seed).shuffle(order)
@@ -103,6 +105,7 @@ def run_one(name: str, mode: str, size: int, seed: int, minutes: float) -> dict:
             )
         cmd = [sys.executable, "-m", "captcha_crnn", "-q", "train", str(data), "--out", str(tmp_path / "run"),
                "--no-progress", "--seed", str(seed), "--max-time", str(minutes)]  # fmt: skip
+        cmd += list(extra)
         if mode == "scratch":
             cmd += ["--init", "none"]
         if mode == "pretrained+unlabelled":
@@ -129,6 +132,7 @@ def run_one(name: str, mode: str, size: int, seed: int, minutes: float) -> dict:
         "test_cer": result.cer,  # of the readable ones
         "unreadable_test_labels": len(test) - len(known),
         "seconds": round(seconds, 1),
+        **({"train_args": shlex.join(extra)} if extra else {}),
     }
     print(json.dumps(row), flush=True)
     return row
@@ -204,8 +208,21 @@ def main() -> None:
         help="run every row already in the results again, of --modes when given, whatever --sets/--sizes/"
         "--seeds say (after a change of defaults, or of the general model: the scratch rows do not use it)",
     )
+    p.add_argument(
+        "--train-args",
+        metavar="ARGS",
+        help="a probe: these extra train arguments (e.g. '--preset small'); rows are printed, not stored",
+    )
     args = p.parse_args()
     data = load()
+    if args.train_args:
+        extra = tuple(shlex.split(args.train_args))
+        for name in args.sets:
+            for size in args.sizes:
+                for mode in args.modes or ["pretrained"]:
+                    for seed in args.seeds:
+                        run_one(name, mode, size, seed, args.minutes, extra)
+        return
     if args.rerun:
         for row in [r for r in data["runs"] if r["mode"] in (args.modes or MODES)]:
             store(data, run_one(row["set"], row["mode"], row["size"], row["seed"], args.minutes))

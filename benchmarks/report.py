@@ -288,6 +288,29 @@ def pretrain_speed_section(d: dict) -> list[str]:
     return [*lines, ""]
 
 
+def train_speed_section(d: dict) -> list[str]:
+    lines = [
+        "## `train` speed on a user's folder",
+        "",
+        f"`{d['command']}` ({d['machine']}). The folder: `{d['folder']}`; each way is plain `captcha-crnn "
+        f"train DIR --max-epochs {d['epochs']} --seed 0` of its commit (plus the way's arguments), in a fresh "
+        "interpreter. Images/s: through the timed training steps (forward, backward, optimiser, "
+        "augmentation, weight average; not data loading; after 20 warm-up steps), every process's images "
+        "counted. Epoch: the mean wall time of epochs 2 on (validation included). Test: each model on 1000 "
+        "other images of the style (`--seed 2`).",
+        "",
+        "| way | train arguments | processes x threads | images/s | speed-up | mean epoch | test accuracy (of N) |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for name, r in d["ways"].items():
+        lines.append(
+            f"| {name} | {r['args'] or '(defaults)'} | {r['processes']} x {r['threads_per_process']} "
+            f"| {r['images_per_s']:.0f} | {r['speed_up']:.2f}x | {r['mean_epoch_s']:.1f} s "
+            f"| {r['test_sequence_accuracy']:.1%} ({r['test_images']}) |"
+        )
+    return [*lines, ""]
+
+
 def _stages(stages: list[dict]) -> str:
     """'stages 1-2 on 2 CPU cores (404.3 min), stage 3 on ... (8.4 min)': runs of stages on one machine."""
     groups: list[list] = []
@@ -404,6 +427,7 @@ def write_report() -> Path:
         ("general", general_section),
         ("text_crop", text_crop_section),
         ("pretrain_speed", pretrain_speed_section),
+        ("train_speed", train_speed_section),
         ("label_efficiency", label_efficiency_section),
         ("labelling", labelling_section),
         ("arithmetic", arithmetic_section),
