@@ -85,6 +85,32 @@ def test_ddp_two_processes_on_cpu_reduce_metrics_over_all_images(tmp_path, captc
     assert proc.stdout.count("model:") == 1  # one voice: only rank 0 reports
 
 
+def test_bf16_training_runs_under_autocast_and_keeps_float32_weights(tmp_path, captcha_dir, monkeypatch):
+    """--precision bf16: the forward pass runs under bfloat16 autocast, the saved weights stay float32
+    and read like any model; the option is recorded with the run."""
+    from captcha_crnn.model.crnn import CRNN
+
+    seen = []
+    forward = CRNN.forward
+
+    def spy(self, images):
+        out = forward(self, images)
+        if self.training:
+            seen.append((torch.is_autocast_enabled("cpu"), out.dtype))
+        return out
+
+    monkeypatch.setattr(CRNN, "forward", spy)
+    run = tmp_path / "run"
+    code = main(["-q", "train", str(captcha_dir), "--out", str(run), "--max-epochs", "1", "--batch-size", "16",
+                 "--no-progress", "--precision", "bf16"])  # fmt: skip
+    assert code == 0
+    assert seen and all(on and dtype == torch.bfloat16 for on, dtype in seen), seen[:3]
+    bundle = load_model(run / "model.pt")
+    assert {p.dtype for p in bundle.model.parameters()} == {torch.float32}
+    assert json.loads((run / "run.json").read_text())["options"]["precision"] == "bf16"
+    assert all(np.isfinite(float(r["train_loss"])) for r in rows(run))
+
+
 # ---------------------------------------------------------------- streamed synthetic data
 
 

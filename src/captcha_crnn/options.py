@@ -89,6 +89,9 @@ class TrainOptions:
     lazy: bool | None = None  # None: lazy above LAZY_ABOVE images
     workers: int | None = None  # DataLoader workers; None: 0 in memory, up to 4 for lazy or generated data
     accelerator: str = "auto"
+    # "bf16": convolutions and the recurrent layer in bfloat16 under autocast (the loss and the weights
+    # stay float32); "32": float32 throughout
+    precision: Literal["32", "bf16"] = "32"
     devices: int | str = 1
     num_nodes: int = 1
     strategy: str = "auto"

@@ -218,6 +218,13 @@ def add(sub: argparse._SubParsersAction) -> None:
         help=f"{', '.join(ACCELERATORS)}; auto: a GPU when there is one (default: {D.accelerator})",
     )
     g.add_argument(
+        "--precision",
+        choices=["32", "bf16"],
+        default=D.precision,
+        help=f"32: float32; bf16: bfloat16 autocast, faster on CPUs and GPUs with bfloat16 units "
+        f"(default: {D.precision})",
+    )
+    g.add_argument(
         "--devices",
         default=str(D.devices),
         help=f"devices (processes) per node, or auto (default: {D.devices})",

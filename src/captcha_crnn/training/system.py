@@ -68,7 +68,8 @@ class CRNNSystem(L.LightningModule):
         self, batch: dict[str, torch.Tensor], model: CRNN | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         images = batch["images"].contiguous(memory_format=torch.channels_last)
-        log_probs = (model or self.model)(images).log_softmax(-1)
+        # float32 from here (a no-op without autocast): CTC's sums over paths need more than bfloat16's 8 bits
+        log_probs = (model or self.model)(images).float().log_softmax(-1)
         loss = self.ctc(
             log_probs.permute(1, 0, 2), batch["targets"], batch["input_lengths"], batch["target_lengths"]
         )

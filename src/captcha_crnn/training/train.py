@@ -194,6 +194,7 @@ def _trainer(opts: TrainOptions, run: Path) -> tuple:
         devices=opts.devices,
         num_nodes=opts.num_nodes,
         strategy="ddp" if distributed and opts.strategy == "auto" else opts.strategy,
+        precision="bf16-mixed" if opts.precision == "bf16" else "32-true",
         use_distributed_sampler=False,  # the data module shards by rank itself (see datamodule.py)
         reload_dataloaders_every_n_epochs=1 if opts.synthetic else 0,  # the stream learns its epoch
         plugins=[AtomicCheckpointIO()],
