@@ -114,7 +114,8 @@ def test_fine_tuning_on_few_labels_runs_whole_epochs_of_a_fixed_schedule(tmp_pat
 
     from captcha_crnn.cli.main import main
 
-    base = ["-q", "train", str(captcha_dir), "--no-progress", "--batch-size", "16"]
+    # one process: two would each take half of every epoch, and the arithmetic below is one's
+    base = ["-q", "train", str(captcha_dir), "--no-progress", "--batch-size", "16", "--devices", "1"]
     assert main([*base, "--out", str(tmp_path / "a"), "--steps", "7"]) == 0
     run = json.loads((tmp_path / "a" / "run.json").read_text())
     assert run["options"]["schedule"] == "fixed" and run["choices"]["schedule"].startswith("fixed: 7 steps")

@@ -267,21 +267,6 @@ def test_segments_and_jpeg_change_the_pixels_around_the_same_text() -> None:
             Look(**bad)
 
 
-def test_canvas_strike_lines_run_edge_to_edge_and_text_ones_stay_near_the_text() -> None:
-    """Lines across the whole canvas (a real style's) reach both side edges even when the text is short."""
-
-    def edge_ink(span: str, seed: int) -> bool:
-        look = Look(fonts=("dejavu-sans",), background="transparent", size=(0.3, 0.3), strike_lines=(2, 2))
-        look = Look(**{**asdict(look), "strike_span": span})
-        alpha = pixels(draw(look, "ab", 400, 60, random.Random(seed)))[..., 3]
-        return bool(alpha[:, :3].any() and alpha[:, -3:].any())
-
-    assert all(edge_ink("canvas", seed) for seed in range(5))
-    assert not any(edge_ink("text", seed) for seed in range(5))
-    with pytest.raises(CaptchaCrnnError, match="strike_span is text or canvas"):
-        Look(strike_span="page")
-
-
 def test_each_style_has_one_generator_whose_labels_fit_its_charset_and_length() -> None:
     from captcha_crnn import arithmetic
     from captcha_crnn.data import synthetic

@@ -85,6 +85,23 @@ def test_ddp_two_processes_on_cpu_reduce_metrics_over_all_images(tmp_path, captc
     assert proc.stdout.count("model:") == 1  # one voice: only rank 0 reports
 
 
+def test_default_train_on_a_cpu_forks_two_processes_that_validate_every_image(tmp_path, captcha_dir):
+    """Plain `train` on this multi-core CPU: two forked processes (the images read once, before the fork),
+    their validation reduced over the whole split, the reason in run.json; model.pt reads."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU core: train uses one process")
+    run = tmp_path / "run"
+    proc = cli("train", str(captcha_dir), "--out", str(run), "--max-epochs", "1", "--batch-size", "8",
+               "--no-progress", "--accelerator", "cpu")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    choice = json.loads((run / "run.json").read_text())["choices"]["hardware"]
+    assert choice.startswith("2 processes of"), choice
+    val_items = split_validation(collect(captcha_dir), 0.1, 42)[1]
+    assert int(float(rows(run)[-1]["val_images"])) == len(val_items)
+    assert isinstance(Recognizer.load(run / "model.pt").predict(val_items[0].path).text, str)
+    assert load_model(run / "model.pt").meta["trained_epochs"] == 1  # counted by the forked processes
+
+
 def test_bf16_training_runs_under_autocast_and_keeps_float32_weights(tmp_path, captcha_dir, monkeypatch):
     """--precision bf16: the forward pass runs under bfloat16 autocast, the saved weights stay float32
     and read like any model; the option is recorded with the run."""
@@ -102,7 +119,7 @@ def test_bf16_training_runs_under_autocast_and_keeps_float32_weights(tmp_path, c
     monkeypatch.setattr(CRNN, "forward", spy)
     run = tmp_path / "run"
     code = main(["-q", "train", str(captcha_dir), "--out", str(run), "--max-epochs", "1", "--batch-size", "16",
-                 "--no-progress", "--precision", "bf16"])  # fmt: skip
+                 "--no-progress", "--precision", "bf16", "--devices", "1"])  # fmt: skip
     assert code == 0
     assert seen and all(on and dtype == torch.bfloat16 for on, dtype in seen), seen[:3]
     bundle = load_model(run / "model.pt")
@@ -232,12 +249,32 @@ def test_lazy_loading_skips_a_file_that_breaks_after_its_header(tmp_path, captch
     (data / "labels.csv").write_text("\n".join(labels) + "\n")
     run = tmp_path / "run"
     args = ["train", str(data), "--out", str(run), "--lazy", "--workers", "0", "--max-epochs", "1"]
-    assert main([*args, "--no-progress", "--val-split", "0.2"]) == 0
+    # one process: a forked one's warnings reach the terminal, not this test's in-memory capture
+    assert main([*args, "--no-progress", "--val-split", "0.2", "--devices", "1"]) == 0
     err = capsys.readouterr().err
     assert f"warning: skipped while training: {victim}: corrupt or truncated image" in err
 
 
 # ---------------------------------------------------------------- crash safety
+
+
+def _running_with(text: str) -> list[int]:
+    """Live processes whose command line holds `text` (Linux /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace") and not _zombie(cmdline.parent):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def _zombie(proc: Path) -> bool:
+    try:
+        return " Z " in (proc / "stat").read_text()
+    except OSError:
+        return True
 
 
 def test_sigkill_mid_run_then_resume_completes(tmp_path, captcha_dir):
@@ -269,6 +306,10 @@ def test_sigkill_mid_run_then_resume_completes(tmp_path, captcha_dir):
     assert proc.poll() is None, "training ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 10  # the processes it forked to train end with it (torch's PDEATHSIG)
+    while _running_with(str(run)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running_with(str(run)), "forked training processes outlived their parent"
     assert not (run / "model.pt").exists()
     load_model(last)  # whole, whatever moment the kill hit
     # a kill in the middle of a save leaves its temporary file: planted here so the clean-up always runs

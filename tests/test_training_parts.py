@@ -2,6 +2,7 @@
 
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from captcha_crnn.training.augment import Augmentation
@@ -170,3 +171,17 @@ def test_width_buckets_split_batches_between_processes_evenly():
     ranks = [list(WidthBuckets(widths, 8, seed=1, rank=r, world_size=2)) for r in (0, 1)]
     assert len(ranks[0]) == len(ranks[1]) == 6
     assert not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}
+
+
+@pytest.mark.parametrize("count", [1, 3, 20])
+def test_width_buckets_give_every_process_a_batch_when_there_are_fewer_batches_than_processes(count):
+    """A few labels over two processes (one batch's worth): each process still trains on a share, or
+    one process would wait forever for the other's gradients."""
+    from captcha_crnn.training.datamodule import WidthBuckets
+
+    widths = [40 + 7 * i for i in range(count)]
+    ranks = [WidthBuckets(widths, 32, seed=1, rank=r, world_size=2) for r in (0, 1)]
+    batches = [list(sampler) for sampler in ranks]
+    assert [len(b) for b in batches] == [len(s) for s in ranks] == [1, 1]
+    assert all(batch[0] for batch in batches)
+    assert {i for b in batches for i in b[0]} == set(range(count))

@@ -90,9 +90,9 @@ class TrainOptions:
     workers: int | None = None  # DataLoader workers; None: 0 in memory, up to 4 for lazy or generated data
     accelerator: str = "auto"
     # "bf16": convolutions and the recurrent layer in bfloat16 under autocast (the loss and the weights
-    # stay float32); "32": float32 throughout
-    precision: Literal["32", "bf16"] = "32"
-    devices: int | str = 1
+    # stay float32); "32": float32 throughout; "auto": bf16 on a CPU with bfloat16 units (hardware.py)
+    precision: Literal["auto", "32", "bf16"] = "auto"
+    devices: int | str | None = None  # None: train.hardware chooses (2 forked processes on a CPU)
     num_nodes: int = 1
     strategy: str = "auto"
     resume: bool = False

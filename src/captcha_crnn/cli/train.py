@@ -219,15 +219,14 @@ def add(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--precision",
-        choices=["32", "bf16"],
+        choices=["auto", "32", "bf16"],
         default=D.precision,
-        help=f"32: float32; bf16: bfloat16 autocast, faster on CPUs and GPUs with bfloat16 units "
-        f"(default: {D.precision})",
+        help="32: float32; bf16: bfloat16 autocast, faster on CPUs and GPUs with bfloat16 units "
+        f"(default: {D.precision}: bf16 on a CPU that has them)",
     )
     g.add_argument(
         "--devices",
-        default=str(D.devices),
-        help=f"devices (processes) per node, or auto (default: {D.devices})",
+        help="devices (processes) per node, or auto (default: 2 processes on a CPU of 2+ cores, else 1)",
     )
     g.add_argument(
         "--num-nodes", type=int, default=D.num_nodes, metavar="M", help=f"machines (default: {D.num_nodes})"
@@ -252,7 +251,7 @@ def _train_style(args: argparse.Namespace) -> Style | None:
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
 
-def _devices(args: argparse.Namespace) -> int | str:
+def _devices(args: argparse.Namespace) -> int | str | None:
     """--accelerator, --devices and --strategy checked before any data is read: Lightning
     would only refuse them after the data is loaded, with a traceback. Returns --devices for Lightning."""
     import torch
@@ -262,13 +261,17 @@ def _devices(args: argparse.Namespace) -> int | str:
         raise CaptchaCrnnError(
             f"--accelerator must be one of {', '.join(ACCELERATORS)}, got {args.accelerator!r}"
         )
-    if args.devices != "auto" and not (args.devices.isdigit() and int(args.devices) > 0):
+    if (
+        args.devices is not None
+        and args.devices != "auto"
+        and not (args.devices.isdigit() and int(args.devices) > 0)
+    ):
         raise CaptchaCrnnError(f"--devices must be a positive number or auto, got {args.devices!r}")
     if args.strategy != "auto" and args.strategy not in StrategyRegistry:
         raise CaptchaCrnnError(
             f"--strategy {args.strategy!r} is not a Lightning strategy; try auto, ddp or ddp_spawn"
         )
-    devices = "auto" if args.devices == "auto" else int(args.devices)
+    devices = args.devices if args.devices in (None, "auto") else int(args.devices)
     if args.accelerator in ("gpu", "cuda"):
         found = torch.cuda.device_count()
         if not found:

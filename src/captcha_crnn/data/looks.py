@@ -37,8 +37,6 @@ FONTS: dict[str, tuple[str, str]] = {  # name -> (file under FONT_DIR, Debian pa
     "dejavu-mono": ("dejavu/DejaVuSansMono.ttf", _CORE),
     "dejavu-mono-bold": ("dejavu/DejaVuSansMono-Bold.ttf", _CORE),
     "dejavu-sans-oblique": ("dejavu/DejaVuSans-Oblique.ttf", _EXTRA),
-    "dejavu-sans-light": ("dejavu/DejaVuSans-ExtraLight.ttf", _EXTRA),
-    "dejavu-mono-oblique": ("dejavu/DejaVuSansMono-Oblique.ttf", _EXTRA),
     "dejavu-serif-italic": ("dejavu/DejaVuSerif-Italic.ttf", _EXTRA),
     "dejavu-condensed": ("dejavu/DejaVuSansCondensed.ttf", _EXTRA),
     "dejavu-condensed-bold": ("dejavu/DejaVuSansCondensed-Bold.ttf", _EXTRA),
@@ -76,7 +74,6 @@ class Look:
     warp: float = 0.0  # amplitude of a sine warp of the text, fraction of image height
     blur: float = 0.0  # max Gaussian blur radius, px
     strike_lines: tuple[int, int] = (0, 0)  # straight lines or curves across the text, glyph-coloured
-    strike_span: str = "text"  # "canvas": the strike lines run from the image's left edge to its right
     line_width: tuple[int, int] = (1, 2)  # px, for strike lines and arcs
     arcs: tuple[int, int] = (0, 0)  # elliptic arcs around the text, glyph-coloured
     dots: float = 0.0  # noise dots, as a fraction of all pixels
@@ -111,7 +108,6 @@ class Look:
             "0 <= outline <= 1": 0 <= self.outline <= 1,
             "0 <= segments low <= high": 0 <= self.segments[0] <= self.segments[1],
             "jpeg is None or a quality of 1-95": self.jpeg is None or 1 <= self.jpeg <= 95,
-            "strike_span is text or canvas": self.strike_span in ("text", "canvas"),
             "jpeg is not for a transparent background": self.jpeg is None or not self.transparent,
             "amounts are >= 0, line_width >= 1, dots <= 0.5": min(amounts) >= 0
             and self.line_width[0] >= 1
@@ -369,17 +365,9 @@ def _strokes(look: Look, layer: Image.Image, colours: list[Colour], rng: random.
     """Strike lines (straight or cubic Bezier) and arcs across the text, in the glyphs' colours."""
     x0, y0, x1, y1 = layer.getbbox() or (0, 0, *layer.size)
     pen, w = ImageDraw.Draw(layer), x1 - x0
-    canvas = look.strike_span == "canvas"
     for _ in range(rng.randint(*look.strike_lines)):
-        if canvas:  # edge to edge, anywhere up or down
-            xs = [rng.uniform(-8, 0), *sorted(rng.uniform(0, layer.width) for _ in range(2))]
-            xs, ys = (
-                [*xs, rng.uniform(layer.width, layer.width + 8)],
-                [rng.uniform(0, layer.height) for _ in range(4)],
-            )
-        else:
-            xs = [rng.uniform(x0 - 8, x0 + 0.2 * w), *sorted(rng.uniform(x0, x1) for _ in range(2))]
-            xs, ys = [*xs, rng.uniform(x1 - 0.2 * w, x1 + 8)], [rng.uniform(y0, y1) for _ in range(4)]
+        xs = [rng.uniform(x0 - 8, x0 + 0.2 * w), *sorted(rng.uniform(x0, x1) for _ in range(2))]
+        xs, ys = [*xs, rng.uniform(x1 - 0.2 * w, x1 + 8)], [rng.uniform(y0, y1) for _ in range(4)]
         curve = (
             [bezier(xs, ys, i / 16) for i in range(17)] if rng.random() < 0.5 else list(zip(xs[::3], ys[::3]))
         )

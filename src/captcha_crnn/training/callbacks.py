@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -91,7 +92,8 @@ class MetricsCSV(L.Callback):
             kept = list(csv.DictReader(fh))[: self.rows]
         self.offset = float(kept[-1]["elapsed_s"]) if kept else 0.0
         self.start = time.monotonic()
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        # every process of a run restores its state: each writes the same rows through its own file
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         with tmp.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, COLUMNS, extrasaction="ignore")
             writer.writeheader()

@@ -238,13 +238,17 @@ class WidthBuckets(Sampler[list[int]]):
             chunk = sorted(order[start : start + span], key=self.widths.__getitem__)
             batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
         rng.shuffle(batches)
+        if len(batches) < self.world_size:  # fewer batches than processes: each process gets a share
+            order = sorted(order, key=self.widths.__getitem__) * self.world_size  # repeated if fewer images
+            size = math.ceil(len(self.widths) / self.world_size)
+            batches = [order[i * size : (i + 1) * size] for i in range(self.world_size)]
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._batches()[self.rank :: self.world_size][: len(self)])
 
     def __len__(self) -> int:
-        return math.ceil(len(self.widths) / self.batch_size) // self.world_size or 1
+        return max(math.ceil(len(self.widths) / self.batch_size), self.world_size) // self.world_size
 
 
 class StridedSampler(Sampler[int]):

@@ -139,7 +139,10 @@ class CRNNSystem(L.LightningModule):
                     torch.distributed.broadcast(buffer, src=0)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        loss, log_probs = self._loss(batch, self.eval_model)
+        # float32 even when training runs under bfloat16 autocast: the figures that select checkpoints
+        # are then those of model.pt as it will be read
+        with torch.autocast(self.device.type, enabled=False):
+            loss, log_probs = self._loss(batch, self.eval_model)
         decoded = self.tokenizer.decode_batch(
             log_probs.float().cpu().numpy(), batch["input_lengths"].tolist()
         )

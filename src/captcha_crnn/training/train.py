@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ from captcha_crnn.data.labels import LabelledImage
 from captcha_crnn.errors import CaptchaCrnnError
 from captcha_crnn.options import TrainOptions
 from captcha_crnn.training import rundir
+from captcha_crnn.training.hardware import Hardware
+from captcha_crnn.training.hardware import choose as choose_hardware
 from captcha_crnn.training.inputs import Inputs, Sets, build_sets, read_inputs
 from captcha_crnn.training.plan import Plan, resolve, validate
 
@@ -70,7 +71,8 @@ def train(opts: TrainOptions, extra: Sequence[LabelledImage] = ()) -> TrainResul
     saved = None
     if opts.resume:  # reads only: the recorded options, before anything is built from them
         opts, saved = rundir.resumed(opts, run)
-    trainer, best = _trainer(opts, run)  # Lightning knows this process's rank from its launcher
+    machine = choose_hardware(opts)
+    trainer, best = _trainer(opts, run, machine)  # Lightning knows this process's rank from its launcher
     leader = trainer.is_global_zero
     if not leader:  # one voice: rank 0 logs for the run
         log.setLevel(logging.WARNING)
@@ -78,6 +80,7 @@ def train(opts: TrainOptions, extra: Sequence[LabelledImage] = ()) -> TrainResul
         rundir.existing_run(run, opts)  # refused early (unless --force); nothing is removed yet
     inputs = read_inputs(opts, extra)
     plan = Plan.from_record(saved, opts, inputs) if saved else resolve(opts, inputs)
+    plan = replace(plan, choices={**plan.choices, "hardware": machine.reason})
     if plan.schedule == "fixed":  # it ends itself (CRNNSystem.on_train_epoch_end): no early stopping
         from captcha_crnn.training.callbacks import PatientEarlyStopping
 
@@ -159,7 +162,7 @@ def _system(opts: TrainOptions, plan: Plan, sets: Sets, resuming: bool) -> tuple
     return system, datamodule
 
 
-def _trainer(opts: TrainOptions, run: Path) -> tuple:
+def _trainer(opts: TrainOptions, run: Path, machine: Hardware) -> tuple:
     """The Lightning trainer with its callbacks, and the best-checkpoint callback."""
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -185,16 +188,14 @@ def _trainer(opts: TrainOptions, run: Path) -> tuple:
         save_on_train_epoch_end=False,
         enable_version_counter=False,
     )
-    devices = int(opts.devices) if str(opts.devices).isdigit() else 1
-    distributed = devices * opts.num_nodes > 1 or os.environ.get("WORLD_SIZE", "1") != "1"
     trainer = L.Trainer(
         max_epochs=opts.max_epochs,
         max_time=timedelta(minutes=opts.max_time) if opts.max_time else None,
-        accelerator=opts.accelerator,
-        devices=opts.devices,
+        accelerator=machine.accelerator,
+        devices=machine.devices,
         num_nodes=opts.num_nodes,
-        strategy="ddp" if distributed and opts.strategy == "auto" else opts.strategy,
-        precision="bf16-mixed" if opts.precision == "bf16" else "32-true",
+        strategy=machine.strategy,
+        precision=machine.precision,
         use_distributed_sampler=False,  # the data module shards by rank itself (see datamodule.py)
         reload_dataloaders_every_n_epochs=1 if opts.synthetic else 0,  # the stream learns its epoch
         plugins=[AtomicCheckpointIO()],
@@ -229,11 +230,13 @@ def _finalise(
         log.warning("stopped before the first validation: model.pt holds the weights as they are")
         trainer.save_checkpoint(last_path)  # every process takes part; rank 0 writes
     chosen = last_path if plan.keep == "last" or not best.best_model_path else Path(best.best_model_path)
+    # Forked processes trained (hardware.py): this one's trainer never ran an epoch, metrics.csv has each
+    epochs = max(trainer.current_epoch, _epochs_in(run / "metrics.csv"))
     if not trainer.is_global_zero:
-        return TrainResult(run, run / "model.pt", chosen, trainer.current_epoch, seconds, {})
+        return TrainResult(run, run / "model.pt", chosen, epochs, seconds, {})
     bundle = load_model(chosen)
     model_path = run / "model.pt"
-    meta = {"version": __version__, "trained_epochs": trainer.current_epoch, "checkpoint": chosen.name}
+    meta = {"version": __version__, "trained_epochs": epochs, "checkpoint": chosen.name}
     meta["label_lengths"] = plan.label_lengths  # readings keep to these lengths (Recognizer.decode)
     if plan.ignore_case:
         meta["ignore_case"] = True  # labels were folded to lower case; evaluate folds labels likewise
@@ -243,7 +246,15 @@ def _finalise(
     val_items = [img.item for img in inputs.val_images]
     pixels = sets.val.pixels if inputs.val_generated else None
     metrics = evaluate(recognizer, val_items, pixels).to_dict()
-    return TrainResult(run, model_path, chosen, trainer.current_epoch, seconds, metrics)
+    return TrainResult(run, model_path, chosen, epochs, seconds, metrics)
+
+
+def _epochs_in(metrics: Path) -> int:
+    """Epochs recorded in metrics.csv (each once, resumed runs included); 0 when there is none."""
+    try:
+        return max(0, len(metrics.read_text().splitlines()) - 1)
+    except OSError:
+        return 0
 
 
 def _describe_policy(policy: InputPolicy) -> str:
