@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from captcha_crnn.data.labels import LabelledImage
@@ -37,3 +39,20 @@ def train_default_model(
         check=True,
     )
     return tmp / "run" / "model.pt"
+
+
+@contextmanager
+def worktree(ref: str) -> Iterator[Path]:
+    """A temporary git worktree of this repository at `ref` (a baseline to import code from), removed after."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "baseline"
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "add", "--detach", str(tree), ref],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)

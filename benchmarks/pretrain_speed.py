@@ -120,6 +120,7 @@ def run(src: Path, way: str, rendered: Path) -> dict:
 def main() -> None:
     import report
     from accuracy import machine
+    from common import worktree
     from inference import matmul_gflops
 
     parser = argparse.ArgumentParser(
@@ -143,26 +144,17 @@ def main() -> None:
         "batch": BATCH,
         "ways": {},
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / "baseline"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.baseline],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            ways = [
-                (f"stream ({args.baseline})", tree / "src", "stream"),
-                ("stream (this tree)", ROOT / "src", "stream"),
-                ("rendered, width-bucketed (this tree)", ROOT / "src", "rendered"),
-            ]
-            for name, src, way in ways:
-                r = run(src, way, args.rendered)
-                r["roofline_share"] = r["images_per_s"] * step_flops(r["mean_padded_width"]) / (gflops * 1e9)
-                results["ways"][name] = r
-                print(name, json.dumps(r), flush=True)
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+    with worktree(args.baseline) as tree:
+        ways = [
+            (f"stream ({args.baseline})", tree / "src", "stream"),
+            ("stream (this tree)", ROOT / "src", "stream"),
+            ("rendered, width-bucketed (this tree)", ROOT / "src", "rendered"),
+        ]
+        for name, src, way in ways:
+            r = run(src, way, args.rendered)
+            r["roofline_share"] = r["images_per_s"] * step_flops(r["mean_padded_width"]) / (gflops * 1e9)
+            results["ways"][name] = r
+            print(name, json.dumps(r), flush=True)
     report.save("pretrain_speed", results)
     print(f"wrote {report.write_report()}")
 

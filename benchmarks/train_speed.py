@@ -131,6 +131,7 @@ def _env() -> dict:
 def main() -> None:
     import report
     from accuracy import machine
+    from common import worktree
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -152,22 +153,13 @@ def main() -> None:
         "folder": "captcha-crnn generate DIR " + shlex.join(FOLDER) + " --seed 1",
         "ways": {},
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / "baseline"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.baseline],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            ways = [(args.baseline, tree / "src", []), ("this tree", ROOT / "src", [])]
-            ways += [(f"this tree, {name}", ROOT / "src", shlex.split(extra)) for name, extra in extra_ways]
-            for name, src, extra in ways:
-                r = run(name, src, extra, data, test, args.epochs)
-                results["ways"][name] = r
-                print(name, json.dumps(r), flush=True)
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+    with worktree(args.baseline) as tree:
+        ways = [(args.baseline, tree / "src", []), ("this tree", ROOT / "src", [])]
+        ways += [(f"this tree, {name}", ROOT / "src", shlex.split(extra)) for name, extra in extra_ways]
+        for name, src, extra in ways:
+            r = run(name, src, extra, data, test, args.epochs)
+            results["ways"][name] = r
+            print(name, json.dumps(r), flush=True)
     base = results["ways"][args.baseline]["images_per_s"]
     for r in results["ways"].values():
         r["speed_up"] = r["images_per_s"] / base
