@@ -251,6 +251,7 @@ def render(images: int, workers: int) -> None:
 
 
 def train(minutes: float) -> None:
+    from captcha_crnn.training import hardware
     from captcha_crnn.training.train import train as run_training
 
     if not (SHARDS / "train" / "labels.csv").is_file():
@@ -263,7 +264,8 @@ def train(minutes: float) -> None:
     init = options.pop("init")
     if not resume:
         options["init"] = str(ROOT / init) if init else None
-    steps = epochs * math.ceil(_count(SHARDS / "train") / options["batch_size"])
+    batch = options.pop("batch_size")
+    steps = epochs * math.ceil(_count(SHARDS / "train") / batch)
     opts = TrainOptions(
         data=SHARDS / "train",
         val_dir=SHARDS / "val",
@@ -279,8 +281,13 @@ def train(minutes: float) -> None:
         resume=resume,
         force=not resume,
         progress=False,
+        batch_size=batch,
         **options,
     )
+    # train splits the work between processes on a CPU (training/hardware.py), each with its own batch:
+    # the recipe's batch is split between them, so that the LR and steps per epoch stay the earlier stages'.
+    processes = int(hardware.choose(opts).devices)
+    opts = replace(opts, batch_size=batch // processes)
     result = run_training(opts)
     metrics = result.val_metrics
     print(

@@ -45,13 +45,19 @@ def test_weights_for_another_architecture_are_refused(tmp_path):
 
 
 def test_train_init_fine_tunes_from_an_earlier_run(tmp_path, trained_run, captcha_dir, capsys):
+    import json
+
     from captcha_crnn.cli.main import main
 
     run = tmp_path / "tuned"
     args = ["train", str(captcha_dir), "--out", str(run), "--max-epochs", "1", "--no-progress"]
     assert main([*args, "--init", str(trained_run / "model.pt")]) == 0
     assert "starting from" in capsys.readouterr().err
-    code = main([*args, "--force", "--preset", "small", "--init", str(trained_run / "model.pt")])
+    # the network is the model file's own size (the fixture's few labels trained the reader's, small)
+    assert json.loads((run / "run.json").read_text())["choices"]["model"].startswith(
+        "small at height 32, the size of"
+    )
+    code = main([*args, "--force", "--preset", "nano", "--init", str(trained_run / "model.pt")])
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and last.startswith("error: ") and "architecture differs" in last
 
@@ -74,13 +80,14 @@ def test_train_starts_from_the_general_model_when_it_fits_and_says_so(tmp_path, 
     from captcha_crnn.cli.main import main
 
     base = ["train", str(captcha_dir), "--max-epochs", "1", "--no-progress"]
+    # a few labels (5 validation images): the reader's size, from the reader's weights
     assert main([*base, "--out", str(tmp_path / "a")]) == 0
     choices = json.loads((tmp_path / "a" / "run.json").read_text())["choices"]
-    assert "general model" in choices["start"] and "(general-base)" in choices["start"]  # the base
-    assert choices["model"].startswith("nano at height 32, the general model's size")
-    assert main([*base, "--out", str(tmp_path / "s"), "--preset", "small"]) == 0  # the reader's size
-    choices = json.loads((tmp_path / "s" / "run.json").read_text())["choices"]
     assert "general model" in choices["start"] and "(general)" in choices["start"]
+    assert choices["model"].startswith("small at height 32, the general reader's size")
+    assert main([*base, "--out", str(tmp_path / "s"), "--preset", "nano"]) == 0  # the base's size
+    choices = json.loads((tmp_path / "s" / "run.json").read_text())["choices"]
+    assert "general model" in choices["start"] and "(general-base)" in choices["start"]
     assert main([*base, "--out", str(tmp_path / "b"), "--preset", "medium"]) == 0  # neither fits: random
     choices = json.loads((tmp_path / "b" / "run.json").read_text())["choices"]
     assert choices["start"].startswith("random weights: the shipped general model does not fit")
@@ -90,6 +97,23 @@ def test_train_starts_from_the_general_model_when_it_fits_and_says_so(tmp_path, 
     assert run["choices"]["start"].endswith("(--init none)")
     # --stretch 1 keeps the aspect ratio (100x40 -> 80x32), where the default widens to 96 (test_end_to_end)
     assert (run["input_policy"]["max_width"], run["choices"]["stretch"]) == (80, "1 (--stretch)")
+
+
+def test_the_network_follows_the_number_of_labels_and_the_start():
+    from captcha_crnn.data.images import InputPolicy
+    from captcha_crnn.options import SMALL_VALIDATION, TrainOptions
+    from captcha_crnn.training.plan import _capacity
+
+    policy = InputPolicy(height=32, channels=3)
+    few, many = SMALL_VALIDATION - 1, SMALL_VALIDATION
+    assert _capacity(TrainOptions(data=None), policy, few)[0] == "small"  # the general reader's preset
+    assert _capacity(TrainOptions(data=None), policy, many)[0] == "nano"  # the base's
+    assert _capacity(TrainOptions(data=None, init=None), policy, few)[0] == "nano"  # no reader to start from
+    assert _capacity(TrainOptions(data=None), InputPolicy(height=48, channels=3), few)[0] == "nano"
+    assert _capacity(TrainOptions(data=None, preset="medium"), policy, few) == (
+        "medium",
+        "medium at height 32 (--preset, --height)",
+    )
 
 
 def test_a_stretch_out_of_range_is_one_line_and_writes_nothing(tmp_path, captcha_dir, capsys):

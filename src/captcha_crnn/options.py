@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from captcha_crnn.model.presets import DEFAULT_PRESET
-
 if TYPE_CHECKING:
     from captcha_crnn.data.synthetic import Style
 
@@ -37,7 +35,9 @@ class TrainOptions:
     recursive: bool = False
     charset: str | None = None
     ignore_case: bool = False  # fold labels to lower case: for sites that draw mixed case but accept any
-    preset: str = DEFAULT_PRESET
+    # None: the plan picks (plan._capacity): the general reader's size when few labels fine-tune from it,
+    # else DEFAULT_PRESET.
+    preset: str | None = None
     # The weights to start from: "general" (the shipped pre-trained model, when the architecture allows),
     # a model file (fine-tuning), or None: a random start. Starting from a model that already reads
     # captchas needs far fewer labels, and skips CTC's all-blank plateau.

@@ -26,7 +26,7 @@ D = TrainOptions(data=None)
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    from captcha_crnn.model.presets import PRESETS
+    from captcha_crnn.model.presets import DEFAULT_PRESET, PRESETS
 
     p = sub.add_parser(
         "train",
@@ -57,7 +57,9 @@ def add(sub: argparse._SubParsersAction) -> None:
         "--preset",
         default=D.preset,
         choices=sorted(PRESETS),
-        help="; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()) + f" (default: {D.preset})",
+        help="; ".join(f"{k}: {v.description}" for k, v in PRESETS.items())
+        + f" (default: {DEFAULT_PRESET}; from the general model with fewer than {SMALL_VALIDATION} "
+        "validation images, i.e. under ~1000 labels: the general reader's size, from its weights)",
     )
     g.add_argument("--rnn", choices=["lstm", "gru"], help="recurrent layer (default: the preset's)")
     g.add_argument(
@@ -65,7 +67,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         default=D.init,
         metavar="MODEL",
         help="start from this model's weights: 'general' (the shipped pre-trained model, used when the "
-        "preset and height allow), a model file of the same preset, or 'none' for a random start; "
+        "preset and height allow), a model file (the network takes its size), or 'none' for a random start; "
         f"characters both charsets share keep their output weights (default: {D.init})",
     )
     g.add_argument("--charset", help="characters to learn (default: those in the training labels)")

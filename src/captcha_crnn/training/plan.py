@@ -23,11 +23,12 @@ from captcha_crnn.data.images import (
 )
 from captcha_crnn.data.synthetic import Renderer, Style
 from captcha_crnn.data.tokenizer import CTCTokenizer
-from captcha_crnn.errors import CaptchaCrnnError, one_line
+from captcha_crnn.errors import CaptchaCrnnError, ModelFileError, one_line
 from captcha_crnn.files import check_apart
-from captcha_crnn.model.crnn import PRESETS, WIDTH_STRIDE, config_from_preset
+from captcha_crnn.model.crnn import DEFAULT_PRESET, PRESETS, WIDTH_STRIDE, config_from_preset
 from captcha_crnn.options import FIXED_LR, LAZY_ABOVE, PLATEAU_LR, SMALL_VALIDATION, TrainOptions
 from captcha_crnn.training.inputs import Inputs, fold
+from captcha_crnn.weights import BASES, base_for, is_builtin, manifest
 
 log = logging.getLogger("captcha_crnn")
 
@@ -96,8 +97,8 @@ def resolve(opts: TrainOptions, inputs: Inputs) -> Plan:
         sizes = [_cut_size(img, channels) for img in inputs.train_images] or sizes
     policy = replace(_policy(opts, sizes, lengths, channels), crop=crop)
     choices["stretch"] = _describe_stretch(opts, policy)
-    config = config_from_preset(opts.preset, len(charset) + 1, policy.height, opts.rnn, policy.channels)
-    choices["model"] = _capacity(opts, policy)
+    preset, choices["model"] = _capacity(opts, policy, len(inputs.val_images))
+    config = config_from_preset(preset, len(charset) + 1, policy.height, opts.rnn, policy.channels)
     donor, choices["start"] = _donor(opts, config)
     schedule, choices["schedule"] = _schedule(opts, donor is not None, len(inputs.val_images))
     keep, choices["weights"] = keep_weights(opts.keep, schedule, len(inputs.val_images))
@@ -142,7 +143,7 @@ def _charset(opts: TrainOptions, inputs: Inputs) -> str:
 
 def validate(opts: TrainOptions) -> None:
     """The options' own checks, before any data is read or any run folder touched."""
-    if opts.preset not in PRESETS:
+    if opts.preset is not None and opts.preset not in PRESETS:
         raise CaptchaCrnnError(f"unknown --preset {opts.preset!r}; choose from {', '.join(PRESETS)}")
     if opts.data is None and opts.synthetic <= 0:
         raise CaptchaCrnnError("give a DATA folder, or --synthetic N to train on generated captchas")
@@ -208,10 +209,8 @@ def _donor(opts: TrainOptions, config: Any) -> tuple[Any, str]:
     """The model whose weights start training, and why: for a shipped name, its base for fine-tuning (or
     the reader itself, whichever architecture fits; else a random start), a model file given with --init
     (which must fit), or none."""
-    from captcha_crnn.errors import ModelFileError
     from captcha_crnn.model.init import mismatch
     from captcha_crnn.model.io import load_model
-    from captcha_crnn.weights import base_for, is_builtin
 
     if opts.init is None:
         return None, "random weights (--init none)"
@@ -239,17 +238,63 @@ def _donor(opts: TrainOptions, config: Any) -> tuple[Any, str]:
     return donor, f"the weights of {opts.init}"
 
 
-def _capacity(opts: TrainOptions, policy: InputPolicy) -> str:
-    """Why this network size. The default stays the general model's base (nano, height 32) whatever the
-    data: starting from its weights beat a random start on the style suite, and it fine-tunes fast on a
-    CPU. What follows the data is the width (stretch): on a tuning style a height-48 input helped only by
-    being wider, and widening at height 32 did as well in half the time."""
-    if opts.preset == TrainOptions(data=None).preset and policy.height == DEFAULT_HEIGHT:
-        return (
-            f"{opts.preset} at height {policy.height}, the general model's size, so its weights can start "
+def _capacity(opts: TrainOptions, policy: InputPolicy, val_count: int) -> tuple[str, str]:
+    """The network size (--preset when given), and why. A model file given with --init sets it (its
+    weights start training). From the shipped model, few labels (fewer than SMALL_VALIDATION validation
+    images: the fixed schedule) train the reader's size from the reader's weights: 400 steps from them
+    read more of a new site than from the base's (docs/accuracy.md, few labels), and the larger network
+    still trains 400 steps in about a minute on a CPU. More labels train the base's size (nano, height
+    32), which fine-tunes fast. What follows the data is the width (stretch): on a tuning style a
+    height-48 input helped only by being wider."""
+    if opts.preset is not None:
+        return opts.preset, f"{opts.preset} at height {policy.height} (--preset, --height)"
+    if opts.init is not None and not is_builtin(opts.init):
+        own = _file_preset(opts.init)
+        if own:
+            return (
+                own,
+                f"{own} at height {policy.height}, the size of {opts.init}, whose weights start training",
+            )
+    reader = _reader_preset(opts.init)
+    if reader and val_count < SMALL_VALIDATION and policy.height == DEFAULT_HEIGHT:
+        return reader, (
+            f"{reader} at height {policy.height}, the general reader's size, so its weights start training: "
+            f"{val_count} validation images mean few labels, where the reader's start reads more "
+            f"(--preset {DEFAULT_PRESET} for the smaller base)"
+        )
+    if policy.height == DEFAULT_HEIGHT:
+        return DEFAULT_PRESET, (
+            f"{DEFAULT_PRESET} at height {policy.height}, the general model's base, so its weights can start "
             "training (--preset small: the larger general reader's; --height 48: random weights)"
         )
-    return f"{opts.preset} at height {policy.height} (--preset, --height)"
+    return DEFAULT_PRESET, f"{DEFAULT_PRESET} at height {policy.height} (--height)"
+
+
+def _reader_preset(init: Path | str | None) -> str | None:
+    """The preset of the shipped model `init` names, when it has a base apart (a larger reader)."""
+    if init is None or not is_builtin(init) or str(init) not in BASES:
+        return None
+    try:
+        return manifest(str(init))["recipe"]["options"]["preset"]
+    except (ModelFileError, KeyError, TypeError):
+        return None
+
+
+def _file_preset(init: Path | str) -> str | None:
+    """The preset whose layer sizes the model file `init` has; None when it has none (or cannot be read:
+    _donor then says why)."""
+    from captcha_crnn.model.io import load_model
+
+    try:
+        config = load_model(init).model.config
+    except CaptchaCrnnError:
+        return None
+    shape = (tuple(config.channels), config.hidden, config.layers)
+    for name in PRESETS:
+        ours = config_from_preset(name, config.num_classes, config.height)
+        if (tuple(ours.channels), ours.hidden, ours.layers) == shape:
+            return name
+    return None
 
 
 def _channels(opts: TrainOptions, images: list, style: Style | None) -> tuple[int, str]:

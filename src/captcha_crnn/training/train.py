@@ -199,7 +199,6 @@ def _trainer(opts: TrainOptions, run: Path, machine: Hardware) -> tuple:
         use_distributed_sampler=False,  # the data module shards by rank itself (see datamodule.py)
         reload_dataloaders_every_n_epochs=1 if opts.synthetic else 0,  # the stream learns its epoch
         plugins=[AtomicCheckpointIO()],
-        gradient_clip_val=5.0,  # a rare huge CTC gradient (a bad batch) must not undo the run
         callbacks=[
             best,
             last,
