@@ -3,8 +3,9 @@
 Two models answer to `general`. The **reader** (`general.pt`, and `general.onnx` for the slim install
 and fast reading) is what `predict general`, the labelling page and the service read with: the larger
 network, because reading with no training is where capacity pays. The **base** (`general-base.pt`) is
-what `train --init general` starts from: the `nano` network `train` builds by default, so a few-label
-fine-tune stays fast on a CPU (`base_for`). Each is written by `scripts/pretrain.py`, with its files'
+what `train --init general` starts from on ~1000 labels or more: the `nano` network, so a long fine-tune
+stays fast on a CPU (`base_for`); fewer labels train the reader's size from the reader (plan._capacity).
+Each is written by `scripts/pretrain.py`, with its files'
 SHA-256 in `NAME.json`; a file that does not match its checksum is refused rather than silently used.
 """
 
