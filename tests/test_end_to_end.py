@@ -276,7 +276,8 @@ def test_mixed_image_sizes_train_without_size_flags(tmp_path):
             rows.append(f"{sub}/{name},{label}")
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
     run = tmp_path / "run"
-    assert main(["-q", "train", str(root), "--out", str(run), "--max-epochs", "1", "--no-progress"]) == 0
+    args = ["-q", "train", str(root), "--out", str(run), "--max-epochs", "1", "--no-progress"]
+    assert main([*args, "--height", "32"]) == 0  # the default would read the median 60-px image at 48
     policy = json.loads((run / "run.json").read_text())["input_policy"]
     # At their aspect ratio 120x40 -> 96x32 (6 frames for each of 4 characters) and 400x80 -> 160x32
     # (40 frames for 6-8 characters): the 8-character labels, a share of the wide half, widen all a little

@@ -8,7 +8,7 @@ import torch
 from captcha_crnn.data.images import InputPolicy
 from captcha_crnn.errors import CaptchaCrnnError
 from captcha_crnn.model.crnn import CRNN, config_from_preset
-from captcha_crnn.model.init import initialise_from
+from captcha_crnn.model.init import RNN_INPUTS, initialise_from, resize_height
 from captcha_crnn.model.io import save_model
 
 
@@ -39,9 +39,35 @@ def test_weights_for_another_architecture_are_refused(tmp_path):
     path, _ = donor_file(tmp_path, "0123456789", preset="paper")
     with pytest.raises(CaptchaCrnnError, match="architecture differs"):
         initialise_from(CRNN(config_from_preset("nano", 11, 32)), "0123456789", path)
-    path, _ = donor_file(tmp_path, "0123456789", height=48)
-    with pytest.raises(CaptchaCrnnError, match="input height 48"):
-        initialise_from(CRNN(config_from_preset("nano", 11, 32)), "0123456789", path)
+
+
+def test_weights_of_another_height_start_a_model_with_the_rnn_inputs_resized(tmp_path):
+    path, donor = donor_file(tmp_path, "0123456789", height=32)
+    model = CRNN(config_from_preset("nano", 11, 48))
+    initialise_from(model, "0123456789", path)
+    ours, theirs = model.state_dict(), donor.state_dict()
+    for name in ours:
+        if name not in RNN_INPUTS:
+            assert torch.equal(ours[name], theirs[name]), name
+    # 64 channels x 2 feature rows -> x 3: the middle row is the mean of the two, all scaled by 2/3
+    old = theirs["rnn.weight_ih_l0"].reshape(-1, 64, 2)
+    new = ours["rnn.weight_ih_l0"].reshape(-1, 64, 3)
+    assert torch.allclose(new[..., 0], old[..., 0] * 2 / 3) and torch.allclose(
+        new[..., 2], old[..., 1] * 2 / 3
+    )
+    assert torch.allclose(new[..., 1], (old[..., 0] + old[..., 1]) / 3)
+
+
+def test_resized_rnn_inputs_answer_a_feature_the_same_in_every_row_as_before():
+    torch.manual_seed(0)
+    weights = torch.randn(6, 4 * 2)
+    feature = torch.randn(4)  # one value a channel, repeated down the rows (channel-major frames)
+    for rows in (1, 2, 3, 4):
+        resized = resize_height(weights, 4, 4 * rows)
+        assert resized.shape == (6, 4 * rows)
+        assert torch.allclose(
+            resized @ feature.repeat_interleave(rows), weights @ feature.repeat_interleave(2), atol=1e-5
+        )
 
 
 def test_train_init_fine_tunes_from_an_earlier_run(tmp_path, trained_run, captcha_dir, capsys):
@@ -85,6 +111,11 @@ def test_train_starts_from_the_general_model_when_it_fits_and_says_so(tmp_path, 
     choices = json.loads((tmp_path / "a" / "run.json").read_text())["choices"]
     assert "general model" in choices["start"] and "(general)" in choices["start"]
     assert choices["model"].startswith("small at height 32, the general reader's size")
+    assert choices["height"].startswith("32: the text is 40 px tall")
+    assert main([*base, "--out", str(tmp_path / "h"), "--height", "48"]) == 0  # the reader, resized
+    choices = json.loads((tmp_path / "h" / "run.json").read_text())["choices"]
+    assert "(general), read at height 32 and resized to 48" in choices["start"]
+    assert choices["model"].startswith("small at height 48, the general reader's size")
     assert main([*base, "--out", str(tmp_path / "s"), "--preset", "nano"]) == 0  # the base's size
     choices = json.loads((tmp_path / "s" / "run.json").read_text())["choices"]
     assert "general model" in choices["start"] and "(general-base)" in choices["start"]
@@ -99,21 +130,33 @@ def test_train_starts_from_the_general_model_when_it_fits_and_says_so(tmp_path, 
     assert (run["input_policy"]["max_width"], run["choices"]["stretch"]) == (80, "1 (--stretch)")
 
 
-def test_the_network_follows_the_number_of_labels_and_the_start():
+def test_the_network_follows_the_start():
     from captcha_crnn.data.images import InputPolicy
-    from captcha_crnn.options import SMALL_VALIDATION, TrainOptions
+    from captcha_crnn.options import TrainOptions
     from captcha_crnn.training.plan import _capacity
 
     policy = InputPolicy(height=32, channels=3)
-    few, many = SMALL_VALIDATION - 1, SMALL_VALIDATION
-    assert _capacity(TrainOptions(data=None), policy, few)[0] == "small"  # the general reader's preset
-    assert _capacity(TrainOptions(data=None), policy, many)[0] == "nano"  # the base's
-    assert _capacity(TrainOptions(data=None, init=None), policy, few)[0] == "nano"  # no reader to start from
-    assert _capacity(TrainOptions(data=None), InputPolicy(height=48, channels=3), few)[0] == "nano"
-    assert _capacity(TrainOptions(data=None, preset="medium"), policy, few) == (
+    assert _capacity(TrainOptions(data=None), policy)[0] == "small"  # the general reader's preset
+    assert _capacity(TrainOptions(data=None), InputPolicy(height=48, channels=3))[0] == "small"
+    assert _capacity(TrainOptions(data=None, init=None), policy)[0] == "nano"  # no reader to start from
+    assert _capacity(TrainOptions(data=None, preset="medium"), policy) == (
         "medium",
         "medium at height 32 (--preset, --height)",
     )
+
+
+def test_the_input_height_follows_the_text_height_in_the_median_image():
+    from captcha_crnn.options import TrainOptions
+    from captcha_crnn.training.plan import _height
+
+    def height(*heights, **options):
+        return _height(TrainOptions(data=None, **options), [(100, h) for h in heights])
+
+    assert height(80, 80, 24)[0] == 48  # securimage's 200x80: at most 48
+    assert height(50, 50, 90)[0] == 48 and height(63)[0] == 48
+    assert height(40, 47)[0] == 32 and height(24)[0] == 32 and height(16)[0] == 32
+    assert height(80, height=32) == (32, "32 (--height)")
+    assert "the text is 80 px tall" in height(80)[1] and "--height 32" in height(80)[1]
 
 
 def test_a_stretch_out_of_range_is_one_line_and_writes_nothing(tmp_path, captcha_dir, capsys):

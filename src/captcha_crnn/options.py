@@ -35,8 +35,8 @@ class TrainOptions:
     recursive: bool = False
     charset: str | None = None
     ignore_case: bool = False  # fold labels to lower case: for sites that draw mixed case but accept any
-    # None: the plan picks (plan._capacity): the general reader's size when few labels fine-tune from it,
-    # else DEFAULT_PRESET.
+    # None: the plan picks (plan._capacity): the general reader's size when training starts from it, else
+    # DEFAULT_PRESET.
     preset: str | None = None
     # The weights to start from: "general" (the shipped pre-trained model, when the architecture allows),
     # a model file (fine-tuning), or None: a random start. Starting from a model that already reads

@@ -58,8 +58,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         default=D.preset,
         choices=sorted(PRESETS),
         help="; ".join(f"{k}: {v.description}" for k, v in PRESETS.items())
-        + f" (default: {DEFAULT_PRESET}; from the general model with fewer than {SMALL_VALIDATION} "
-        "validation images, i.e. under ~1000 labels: the general reader's size, from its weights)",
+        + f" (default: from the general model, the general reader's size, from its weights; else {DEFAULT_PRESET})",
     )
     g.add_argument("--rnn", choices=["lstm", "gru"], help="recurrent layer (default: the preset's)")
     g.add_argument(
@@ -67,7 +66,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         default=D.init,
         metavar="MODEL",
         help="start from this model's weights: 'general' (the shipped pre-trained model, used when the "
-        "preset and height allow), a model file (the network takes its size), or 'none' for a random start; "
+        "preset allows; another input height is resized to), a model file (the network takes its size), or 'none' for a random start; "
         f"characters both charsets share keep their output weights (default: {D.init})",
     )
     g.add_argument("--charset", help="characters to learn (default: those in the training labels)")
@@ -77,7 +76,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="fold labels to lower case (for sites that draw mixed case but accept any); the model reads "
         "lower case and records it",
     )
-    g.add_argument("--height", type=int, help="input height, a multiple of 16 (default: 32)")
+    g.add_argument(
+        "--height",
+        type=int,
+        help="input height, a multiple of 16 (default: the text's height in the median training image, "
+        "rounded down to a multiple of 16, from 32 to 48)",
+    )
     g.add_argument(
         "--channels",
         type=int,

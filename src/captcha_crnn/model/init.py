@@ -1,10 +1,11 @@
 """Starting weights: fine-tune from an earlier model instead of a random start (`train --init MODEL`).
 
 By default training starts from the shipped general model (`--init general`) whenever the architecture
-allows: the same preset and input height. The whole backbone is copied; a grey model takes the colour
-model's first convolution summed over its colour channels (the same response to a grey image); the
-output layer keeps the rows of the characters both charsets share, and the CTC blank's, so a model starts
-out reading the characters it knew, whatever the new charset.
+allows: the same preset. The whole backbone is copied; a grey model takes the colour model's first
+convolution summed over its colour channels (the same response to a grey image); a model of another input
+height takes the recurrent layer's input weights resized along the height (the convolutions do not depend
+on it); the output layer keeps the rows of the characters both charsets share, and the CTC blank's, so a
+model starts out reading the characters it knew, whatever the new charset.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from captcha_crnn.model.io import ModelBundle, load_model
 
 log = logging.getLogger("captcha_crnn")
 FIRST_CONV = "features.0.weight"
+RNN_INPUTS = ("rnn.weight_ih_l0", "rnn.weight_ih_l0_reverse")  # the only weights whose shape follows height
 
 
 def mismatch(donor: CRNNConfig, ours: CRNNConfig) -> str | None:
     """Why weights of a `donor` model cannot start an `ours` model, or None when they can."""
-    if donor.height != ours.height:
-        return f"it was trained for input height {donor.height}, not {ours.height}"
     shape = ("channels", "rnn", "hidden", "layers")
     if any(getattr(donor, k) != getattr(ours, k) for k in shape) or donor.image_norm != ours.image_norm:
         return "its architecture differs (another --preset or --rnn)"
@@ -51,6 +51,8 @@ def initialise_from(model: CRNN, charset: str, source: str | Path, donor: ModelB
                 weights = weights.sum(1, keepdim=True)
                 if ours[name].shape[1] != 1:
                     weights = weights.expand_as(ours[name]) / ours[name].shape[1]
+            if name in RNN_INPUTS and weights.shape != ours[name].shape:
+                weights = resize_height(weights, model.config.channels[-1], ours[name].shape[1])
             ours[name].copy_(weights)
             copied += 1
         # Output rows: class 0 is the blank in both; character c is class charset.index(c) + 1.
@@ -70,3 +72,18 @@ def initialise_from(model: CRNN, charset: str, source: str | Path, donor: ModelB
         len(charset),
     )
     return copied
+
+
+def resize_height(weights: torch.Tensor, channels: int, size: int) -> torch.Tensor:
+    """A recurrent layer's input weights for frames of `size` values (channels x feature rows, channel
+    major) from those for another height. Each old row's weight is spread over the part of the height it
+    covered and each new row takes what falls in its own part: 2 rows -> 3 gives (2/3 a, (a + b)/3, 2/3 b),
+    so a feature the same in every row gives the same input as before."""
+    rows, new_rows = weights.shape[1] // channels, size // channels
+    edges_old = torch.linspace(0, 1, rows + 1, dtype=torch.float64)
+    edges_new = torch.linspace(0, 1, new_rows + 1, dtype=torch.float64)
+    low = torch.maximum(edges_new[:-1, None], edges_old[None, :-1])
+    high = torch.minimum(edges_new[1:, None], edges_old[None, 1:])
+    share = ((high - low).clamp(min=0) * rows).to(weights.dtype)  # (new_rows, rows)
+    by_row = weights.reshape(weights.shape[0], channels, rows)
+    return (by_row @ share.T).reshape(weights.shape[0], size)

@@ -9,6 +9,7 @@ stretch), the network, the starting weights, the schedule and LR, and which weig
 from __future__ import annotations
 
 import logging
+import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from captcha_crnn.training.inputs import Inputs, fold
 from captcha_crnn.weights import BASES, base_for, is_builtin, manifest
 
 log = logging.getLogger("captcha_crnn")
+MAX_AUTO_HEIGHT = 48  # the tallest input `train` picks by itself (_height)
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,10 @@ def resolve(opts: TrainOptions, inputs: Inputs) -> Plan:
     crop, choices["crop"] = _crop(opts, inputs.train_images, channels)
     if crop:  # the sizes the network sees: those of the cut images
         sizes = [_cut_size(img, channels) for img in inputs.train_images] or sizes
-    policy = replace(_policy(opts, sizes, lengths, channels), crop=crop)
+    height, choices["height"] = _height(opts, sizes)
+    policy = replace(_policy(opts, sizes, lengths, channels, height), crop=crop)
     choices["stretch"] = _describe_stretch(opts, policy)
-    preset, choices["model"] = _capacity(opts, policy, len(inputs.val_images))
+    preset, choices["model"] = _capacity(opts, policy)
     config = config_from_preset(preset, len(charset) + 1, policy.height, opts.rnn, policy.channels)
     donor, choices["start"] = _donor(opts, config)
     schedule, choices["schedule"] = _schedule(opts, donor is not None, len(inputs.val_images))
@@ -225,9 +228,9 @@ def _donor(opts: TrainOptions, config: Any) -> tuple[Any, str]:
                 continue
             reason = mismatch(donor.model.config, config)
             if reason is None:
-                return (
-                    donor,
-                    f"the shipped {opts.init} model's weights ({name}): it already reads captchas of many styles",
+                return donor, (
+                    f"the shipped {opts.init} model's weights ({name}){_resized(donor, config)}: it already "
+                    "reads captchas of many styles"
                 )
             reasons.append(f"{name}: {reason}")
         return None, f"random weights: the shipped {opts.init} model does not fit ({'; '.join(reasons)})"
@@ -235,17 +238,21 @@ def _donor(opts: TrainOptions, config: Any) -> tuple[Any, str]:
     reason = mismatch(donor.model.config, config)
     if reason:
         raise CaptchaCrnnError(f"{opts.init}: --init cannot start this model: {reason}")
-    return donor, f"the weights of {opts.init}"
+    return donor, f"the weights of {opts.init}{_resized(donor, config)}"
 
 
-def _capacity(opts: TrainOptions, policy: InputPolicy, val_count: int) -> tuple[str, str]:
+def _resized(donor: Any, config: Any) -> str:
+    height = donor.model.config.height
+    return f", read at height {height} and resized to {config.height}" if height != config.height else ""
+
+
+def _capacity(opts: TrainOptions, policy: InputPolicy) -> tuple[str, str]:
     """The network size (--preset when given), and why. A model file given with --init sets it (its
-    weights start training). From the shipped model, few labels (fewer than SMALL_VALIDATION validation
-    images: the fixed schedule) train the reader's size from the reader's weights: 400 steps from them
-    read more of a new site than from the base's (docs/accuracy.md, few labels), and the larger network
-    still trains 400 steps in about a minute on a CPU. More labels train the base's size (nano, height
-    32), which fine-tunes fast. What follows the data is the width (stretch): on a tuning style a
-    height-48 input helped only by being wider."""
+    weights start training). From the shipped model: the reader's size, from the reader's weights. Its
+    start reads more of a new site than the base's, with few labels (securimage 50 labels: 44.9% against
+    30.2%) and with all of them (6,000: 94.1% against 91.8% at height 48), at about twice the base's time
+    an epoch (docs/accuracy.md). Either starts at any input height (model/init.py resizes what depends
+    on it)."""
     if opts.preset is not None:
         return opts.preset, f"{opts.preset} at height {policy.height} (--preset, --height)"
     if opts.init is not None and not is_builtin(opts.init):
@@ -256,18 +263,17 @@ def _capacity(opts: TrainOptions, policy: InputPolicy, val_count: int) -> tuple[
                 f"{own} at height {policy.height}, the size of {opts.init}, whose weights start training",
             )
     reader = _reader_preset(opts.init)
-    if reader and val_count < SMALL_VALIDATION and policy.height == DEFAULT_HEIGHT:
+    if reader:
         return reader, (
             f"{reader} at height {policy.height}, the general reader's size, so its weights start training: "
-            f"{val_count} validation images mean few labels, where the reader's start reads more "
-            f"(--preset {DEFAULT_PRESET} for the smaller base)"
+            f"they read more of a new site than the smaller base's (--preset {DEFAULT_PRESET}: the base, "
+            "about twice as fast an epoch)"
         )
-    if policy.height == DEFAULT_HEIGHT:
+    if is_builtin(opts.init):
         return DEFAULT_PRESET, (
-            f"{DEFAULT_PRESET} at height {policy.height}, the general model's base, so its weights can start "
-            "training (--preset small: the larger general reader's; --height 48: random weights)"
+            f"{DEFAULT_PRESET} at height {policy.height}, the general model's size, so its weights start training"
         )
-    return DEFAULT_PRESET, f"{DEFAULT_PRESET} at height {policy.height} (--height)"
+    return DEFAULT_PRESET, f"{DEFAULT_PRESET} at height {policy.height}"
 
 
 def _reader_preset(init: Path | str | None) -> str | None:
@@ -355,12 +361,34 @@ def _cut_size(img: Any, channels: int) -> tuple[int, int]:
     return cut.shape[1], cut.shape[0]
 
 
+def _height(opts: TrainOptions, sizes: list[tuple[int, int]]) -> tuple[int, str]:
+    """The input's height (--height when given), and why: the height of what the network reads (the
+    image, or the text cut out of it) in the median training image, rounded down to a multiple of 16,
+    from DEFAULT_HEIGHT to MAX_AUTO_HEIGHT. Text taller than 48 px read at 32 loses the strokes that tell
+    c from e and l from 1 (securimage, 200x80: 85.95% at 32, 9x.x% at 48; docs/accuracy.md); taller
+    inputs cost time in proportion, for a gain not measured."""
+    if opts.height is not None:
+        if opts.height % 16 or opts.height < 16:
+            raise CaptchaCrnnError(
+                f"--height must be a multiple of 16 (16, 32, 48, 64...), got {opts.height}"
+            )
+        return opts.height, f"{opts.height} (--height)"
+    median = int(statistics.median(h for _, h in sizes)) if sizes else DEFAULT_HEIGHT
+    height = min(MAX_AUTO_HEIGHT, max(DEFAULT_HEIGHT, median // 16 * 16))
+    if height == DEFAULT_HEIGHT:
+        return (
+            height,
+            f"{height}: the text is {median} px tall in the median image (--height 48 for more detail)",
+        )
+    return height, (
+        f"{height}: the text is {median} px tall in the median image; at {DEFAULT_HEIGHT} its strokes would "
+        f"blur (--height {DEFAULT_HEIGHT} trains faster)"
+    )
+
+
 def _policy(
-    opts: TrainOptions, sizes: list[tuple[int, int]], lengths: list[int], channels: int
+    opts: TrainOptions, sizes: list[tuple[int, int]], lengths: list[int], channels: int, height: int
 ) -> InputPolicy:
-    height = opts.height or DEFAULT_HEIGHT
-    if height % 16 or height < 16:
-        raise CaptchaCrnnError(f"--height must be a multiple of 16 (16, 32, 48, 64...), got {height}")
     if opts.stretch is not None and not 0.25 <= opts.stretch <= MAX_STRETCH:
         raise CaptchaCrnnError(f"--stretch must be between 0.25 and {MAX_STRETCH:g}, got {opts.stretch:g}")
     stretch = opts.stretch or stretch_for(sizes, lengths, height, WIDTH_STRIDE)

@@ -2,9 +2,10 @@
 
 Two models answer to `general`. The **reader** (`general.pt`, and `general.onnx` for the slim install
 and fast reading) is what `predict general`, the labelling page and the service read with: the larger
-network, because reading with no training is where capacity pays. The **base** (`general-base.pt`) is
-what `train --init general` starts from on ~1000 labels or more: the `nano` network, so a long fine-tune
-stays fast on a CPU (`base_for`); fewer labels train the reader's size from the reader (plan._capacity).
+network, because reading with no training is where capacity pays; `train --init general` starts from
+it too, with its size (plan._capacity: its start reads more of a new site). The **base**
+(`general-base.pt`, the `nano` network) starts `train --preset nano`, about twice as fast an epoch
+(`base_for` picks whichever fits).
 Each is written by `scripts/pretrain.py`, with its files'
 SHA-256 in `NAME.json`; a file that does not match its checksum is refused rather than silently used.
 """
