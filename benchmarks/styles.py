@@ -390,6 +390,33 @@ TUNING: dict[str, tuple[Style, int]] = {
         ),
         4000,
     ),
+    # The same, in light colours (190-255 a channel): a canvas made for a dark page. Composited on white
+    # (as ddddocr does, and this project did until it read such drawings from their opacity), the glyphs
+    # all but vanish, and a network cannot fit labels it cannot see: one
+    # explanation of the real style's training loss stuck at 0.87 (not confirmed: its colours are unknown)
+    "tune-small-text-light": (
+        Style(
+            charset=LOWER_ALNUM,
+            length=(4, 8),
+            width=(140, 770),
+            height=80,
+            noise_lines=(1, 1),
+            look=Look(
+                fonts=("dejavu-sans", "dejavu-serif-bold", "dejavu-sans-oblique"),
+                background="transparent",
+                colours="light",
+                size=(0.2, 0.27),
+                rotation=10,
+                baseline=0.12,
+                spacing=(1.0, 2.5),
+                strike_lines=(2, 3),
+                line_width=(1, 1),
+                mixed_case=True,
+                outline=0.3,
+            ),
+        ),
+        4000,
+    ),
     # BotDetect-like: 5-7 of 57 case-sensitive letters and digits, glyphs of mixed size and rotation on
     # a patterned background, 200x90 (89.6% by default, still rising at the 15-minute cap)
     "tune-patterned-57": (

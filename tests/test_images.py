@@ -23,6 +23,27 @@ def test_transparent_rgba_is_composited_on_white():
     assert gray[0, 0] == 255 and gray[2, 2] == 0
 
 
+def test_light_drawing_on_a_transparent_canvas_is_read_from_its_opacity():
+    """Light glyphs made for a dark page vanish on white; their opacity keeps them (dark ink on white)."""
+    from captcha_crnn.data.images import to_pixels
+
+    img = Image.new("RGBA", (10, 4), (0, 0, 0, 0))
+    for x in range(2, 6):
+        img.putpixel((x, 1), (250, 240, 200, 255))  # light yellow, fully opaque
+    img.putpixel((8, 2), (255, 255, 255, 128))  # white, half opaque
+    for read in (to_grayscale, to_pixels):
+        out = read(img)
+        assert out.shape == (4, 10) and out[0, 0] == 255
+        assert out[1, 2] == 0 and out[2, 8] == 127
+    dark = Image.new("RGBA", (10, 4), (0, 0, 0, 0))
+    dark.putpixel((2, 1), (200, 30, 30, 255))  # a red glyph pixel keeps its colour on white
+    assert tuple(to_pixels(dark)[1, 2]) == (200, 30, 30) and tuple(to_pixels(dark)[0, 0]) == (255, 255, 255)
+    card = Image.new("RGBA", (10, 4), (255, 255, 255, 255))  # an opaque white card, its corners clear
+    card.putpixel((0, 0), (0, 0, 0, 0))
+    card.putpixel((4, 2), (0, 0, 0, 255))  # black text on it
+    assert to_grayscale(card)[2, 4] == 0 and to_grayscale(card)[1, 1] == 255
+
+
 def test_la_palette_and_sixteen_bit_modes():
     la = Image.new("LA", (6, 3), (0, 0))
     assert to_grayscale(la).min() == 255

@@ -58,6 +58,19 @@ def test_weights_of_another_height_start_a_model_with_the_rnn_inputs_resized(tmp
     assert torch.allclose(new[..., 1], (old[..., 0] + old[..., 1]) / 3)
 
 
+def test_only_the_first_recurrent_layer_is_resized(tmp_path):
+    """Two LSTM layers (the paper's preset): the second layer's inputs are the first's outputs, whatever
+    the height; only layer 0's input weights (both directions) change shape."""
+    path, donor = donor_file(tmp_path, "0123456789", preset="medium", height=32)
+    model = CRNN(config_from_preset("medium", 11, 64))
+    initialise_from(model, "0123456789", path)
+    ours, theirs = model.state_dict(), donor.state_dict()
+    for name in RNN_INPUTS:
+        assert ours[name].shape == (4 * 128, 256 * 4) and theirs[name].shape == (4 * 128, 256 * 2)
+    assert torch.equal(ours["rnn.weight_ih_l1"], theirs["rnn.weight_ih_l1"])
+    assert torch.equal(ours["rnn.weight_ih_l1_reverse"], theirs["rnn.weight_ih_l1_reverse"])
+
+
 def test_resized_rnn_inputs_answer_a_feature_the_same_in_every_row_as_before():
     torch.manual_seed(0)
     weights = torch.randn(6, 4 * 2)
@@ -111,7 +124,9 @@ def test_train_starts_from_the_general_model_when_it_fits_and_says_so(tmp_path, 
     choices = json.loads((tmp_path / "a" / "run.json").read_text())["choices"]
     assert "general model" in choices["start"] and "(general)" in choices["start"]
     assert choices["model"].startswith("small at height 32, the general reader's size")
-    assert choices["height"].startswith("32: the text is 40 px tall")
+    assert choices["height"].startswith(
+        "32: what the network reads (the image, or its text once cut) is 40 px"
+    )
     assert main([*base, "--out", str(tmp_path / "h"), "--height", "48"]) == 0  # the reader, resized
     choices = json.loads((tmp_path / "h" / "run.json").read_text())["choices"]
     assert "(general), read at height 32 and resized to 48" in choices["start"]
@@ -122,7 +137,7 @@ def test_train_starts_from_the_general_model_when_it_fits_and_says_so(tmp_path, 
     assert main([*base, "--out", str(tmp_path / "b"), "--preset", "medium"]) == 0  # neither fits: random
     choices = json.loads((tmp_path / "b" / "run.json").read_text())["choices"]
     assert choices["start"].startswith("random weights: the shipped general model does not fit")
-    assert choices["model"] == "medium at height 32 (--preset, --height)"
+    assert choices["model"] == "medium at height 32 (--preset)"
     assert main([*base, "--out", str(tmp_path / "c"), "--init", "none", "--stretch", "1"]) == 0
     run = json.loads((tmp_path / "c" / "run.json").read_text())
     assert run["choices"]["start"].endswith("(--init none)")
@@ -137,11 +152,15 @@ def test_the_network_follows_the_start():
 
     policy = InputPolicy(height=32, channels=3)
     assert _capacity(TrainOptions(data=None), policy)[0] == "small"  # the general reader's preset
-    assert _capacity(TrainOptions(data=None), InputPolicy(height=48, channels=3))[0] == "small"
+    assert _capacity(TrainOptions(data=None), InputPolicy(height=48, channels=3)) == (
+        "small",
+        "small at height 48, the general reader's size, so its weights start training: they read more of a "
+        "new site than the smaller base's (--preset nano: the base, about twice as fast an epoch)",
+    )
     assert _capacity(TrainOptions(data=None, init=None), policy)[0] == "nano"  # no reader to start from
     assert _capacity(TrainOptions(data=None, preset="medium"), policy) == (
         "medium",
-        "medium at height 32 (--preset, --height)",
+        "medium at height 32 (--preset)",
     )
 
 
@@ -156,7 +175,7 @@ def test_the_input_height_follows_the_text_height_in_the_median_image():
     assert height(50, 50, 90)[0] == 48 and height(63)[0] == 48
     assert height(40, 47)[0] == 32 and height(24)[0] == 32 and height(16)[0] == 32
     assert height(80, height=32) == (32, "32 (--height)")
-    assert "the text is 80 px tall" in height(80)[1] and "--height 32" in height(80)[1]
+    assert "is 80 px tall in the median image" in height(80)[1] and "--height 32" in height(80)[1]
 
 
 def test_a_stretch_out_of_range_is_one_line_and_writes_nothing(tmp_path, captcha_dir, capsys):

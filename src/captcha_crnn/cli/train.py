@@ -79,8 +79,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--height",
         type=int,
-        help="input height, a multiple of 16 (default: the text's height in the median training image, "
-        "rounded down to a multiple of 16, from 32 to 48)",
+        help="input height, a multiple of 16 (default: the height of what the network reads, the image or "
+        "its text once cut, in the median training image, rounded down to a multiple of 16, from 32 to 48)",
     )
     g.add_argument(
         "--channels",

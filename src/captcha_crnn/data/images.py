@@ -240,13 +240,15 @@ def _scale_to_uint8(values: np.ndarray, full_scale: float | None) -> np.ndarray:
 
 
 def to_grayscale(img: Image.Image) -> np.ndarray:
-    """Any PIL image to an (H, W) uint8 array, alpha composited on white."""
+    """Any PIL image to an (H, W) uint8 array, alpha composited on white (a faint drawing on a transparent
+    canvas: its opacity, see faint_on_white)."""
     img = _flatten(img)
     return img if isinstance(img, np.ndarray) else np.asarray(img.convert("L"), dtype=np.uint8)
 
 
 def to_pixels(img: Image.Image) -> np.ndarray:
-    """Any PIL image to uint8 pixels, alpha composited on white: (H, W, 3) when it has colour, else (H, W).
+    """Any PIL image to uint8 pixels, alpha composited on white (a faint drawing on a transparent canvas:
+    its opacity, see faint_on_white): (H, W, 3) when it has colour, else (H, W).
 
     Grey images stay one channel (a third of the memory); `InputPolicy.convert` gives either the channels
     the model wants.
@@ -261,7 +263,8 @@ def to_pixels(img: Image.Image) -> np.ndarray:
 
 
 def _flatten(img: Image.Image) -> Image.Image | np.ndarray:
-    """High-bit-depth images as (H, W) uint8 arrays; transparency composited on white; else unchanged."""
+    """High-bit-depth images and faint drawings on a transparent canvas as (H, W) uint8 arrays;
+    transparency composited on white; else unchanged."""
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode.startswith("I;16"):
@@ -272,9 +275,33 @@ def _flatten(img: Image.Image) -> Image.Image | np.ndarray:
         return img.convert("RGB" if img.mode == "RGBA" else "L")  # what compositing would give, 4x faster
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
         img = img.convert("RGBA")
+        faint = faint_on_white(np.asarray(img))
+        if faint is not None:
+            return faint
         white = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, img)
     return img
+
+
+# A drawing on a transparent canvas (at least CANVAS of the pixels fully clear) whose mean contrast with
+# white is under FAINT (of 255) is read from its opacity alone: light glyphs, made for a dark page, would
+# vanish on white (docs/accuracy.md, "Light glyphs on a transparent canvas").
+FAINT = 64
+CANVAS = 0.5
+
+
+def faint_on_white(rgba: np.ndarray) -> np.ndarray | None:
+    """For a drawing on a transparent canvas that composited on white would be faint, its opacity as dark
+    ink on white, (H, W) uint8; else None (composite on white). The page colour a transparent captcha was
+    made for is unknown; what was drawn is in its opacity, whatever its colour. An opaque card with a few
+    clear pixels (rounded corners) is not a transparent canvas: its opacity is all one."""
+    alpha = rgba[..., 3].astype(np.float32)
+    drawn = float(alpha.sum())
+    if drawn == 0 or (rgba[..., 3] == 0).mean() < CANVAS:
+        return None
+    luminance = rgba[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    contrast = float(((255.0 - luminance) * alpha).sum()) / drawn
+    return (255 - rgba[..., 3]).astype(np.uint8) if contrast < FAINT else None
 
 
 def _opaque(img: Image.Image) -> bool:
@@ -421,7 +448,7 @@ def choose_policy(
 ) -> InputPolicy:
     """Pick the input size from the training images' (width, height) sizes.
 
-    Height 32 (the CRNN paper's) holds captcha text well from 24-pixel to 80-pixel originals. A data set
+    `train` picks the height from the text's (training/plan.py, _height). A data set
     of one size gets one fixed width; a mixed one keeps aspect ratios, with room for 25% wider images
     than any seen in training.
     """

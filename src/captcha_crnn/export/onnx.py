@@ -27,8 +27,10 @@ from captcha_crnn.model.io import ModelBundle, load_model
 # Probabilities, not log-probs: a class at log-prob -40 differs by 1e-3 in float32 rounding and means nothing.
 TOLERANCE = 1e-3
 NORMALISATION = (
-    "grey (1 channel) or RGB (3 channels, input_policy.channels), alpha composited on white, scaled to "
-    "[0, 1]; the graph normalises it"
+    "grey (1 channel) or RGB (3 channels, input_policy.channels), alpha composited on white (except a "
+    "drawing on a transparent canvas, half its pixels or more fully clear, whose alpha-weighted mean "
+    "luminance contrast with white is under 64 of 255: then grey = 255 - alpha), scaled to [0, 1]; the "
+    "graph normalises it"
 )
 RESIZE = (  # what InputPolicy.width_for does, for readers of the file in other languages
     "bilinear, to input_policy.height rows and W columns: W = round(width * height / image height * "

@@ -248,13 +248,12 @@ def _resized(donor: Any, config: Any) -> str:
 
 def _capacity(opts: TrainOptions, policy: InputPolicy) -> tuple[str, str]:
     """The network size (--preset when given), and why. A model file given with --init sets it (its
-    weights start training). From the shipped model: the reader's size, from the reader's weights. Its
-    start reads more of a new site than the base's, with few labels (securimage 50 labels: 44.9% against
-    30.2%) and with all of them (6,000: 94.1% against 91.8% at height 48), at about twice the base's time
-    an epoch (docs/accuracy.md). Either starts at any input height (model/init.py resizes what depends
-    on it)."""
+    weights start training). From the shipped model: the reader's size, from the reader's weights: its
+    start reads more of a new site than the base's, with few labels and with thousands, at about twice
+    the base's time an epoch (docs/accuracy.md, "the reader for every fine-tune"). Either starts at any
+    input height (model/init.py resizes what depends on it)."""
     if opts.preset is not None:
-        return opts.preset, f"{opts.preset} at height {policy.height} (--preset, --height)"
+        return opts.preset, f"{opts.preset} at height {policy.height} (--preset)"
     if opts.init is not None and not is_builtin(opts.init):
         own = _file_preset(opts.init)
         if own:
@@ -364,9 +363,9 @@ def _cut_size(img: Any, channels: int) -> tuple[int, int]:
 def _height(opts: TrainOptions, sizes: list[tuple[int, int]]) -> tuple[int, str]:
     """The input's height (--height when given), and why: the height of what the network reads (the
     image, or the text cut out of it) in the median training image, rounded down to a multiple of 16,
-    from DEFAULT_HEIGHT to MAX_AUTO_HEIGHT. Text taller than 48 px read at 32 loses the strokes that tell
-    c from e and l from 1 (securimage, 200x80: 85.95% at 32, 9x.x% at 48; docs/accuracy.md); taller
-    inputs cost time in proportion, for a gain not measured."""
+    from DEFAULT_HEIGHT to MAX_AUTO_HEIGHT. Text 50-80 px tall read at 32 loses the strokes that tell c
+    from e and l from 1 (docs/accuracy.md, "The input's height from the text"); taller inputs cost time
+    in proportion, for a gain not measured."""
     if opts.height is not None:
         if opts.height % 16 or opts.height < 16:
             raise CaptchaCrnnError(
@@ -375,14 +374,12 @@ def _height(opts: TrainOptions, sizes: list[tuple[int, int]]) -> tuple[int, str]
         return opts.height, f"{opts.height} (--height)"
     median = int(statistics.median(h for _, h in sizes)) if sizes else DEFAULT_HEIGHT
     height = min(MAX_AUTO_HEIGHT, max(DEFAULT_HEIGHT, median // 16 * 16))
+    what = f"what the network reads (the image, or its text once cut) is {median} px tall in the median image"
     if height == DEFAULT_HEIGHT:
-        return (
-            height,
-            f"{height}: the text is {median} px tall in the median image (--height 48 for more detail)",
-        )
-    return height, (
-        f"{height}: the text is {median} px tall in the median image; at {DEFAULT_HEIGHT} its strokes would "
-        f"blur (--height {DEFAULT_HEIGHT} trains faster)"
+        return height, f"{height}: {what} (--height 48 for more detail)"
+    return (
+        height,
+        f"{height}: {what}; at {DEFAULT_HEIGHT} its strokes would blur (--height {DEFAULT_HEIGHT} trains faster)",
     )
 
 
