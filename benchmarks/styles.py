@@ -14,6 +14,7 @@ and -serif-condensed with fonts-dejavu-extra.
 from __future__ import annotations
 
 import string
+from dataclasses import replace
 
 from captcha_crnn.data.looks import Look
 from captcha_crnn.data.synthetic import DIGITS, Style
@@ -299,6 +300,28 @@ SUITE: dict[str, tuple[Style, int]] = {
     ),
 }
 
+# tune-small-text's look, also drawn in light colours (TUNING)
+SMALL_TEXT = Style(
+    charset=LOWER_ALNUM,
+    length=(4, 8),
+    width=(140, 770),
+    height=80,
+    noise_lines=(1, 1),  # beside the strike lines, one from anywhere to anywhere
+    look=Look(
+        fonts=("dejavu-sans", "dejavu-serif-bold", "dejavu-sans-oblique"),
+        background="transparent",
+        colours="random",
+        size=(0.2, 0.27),
+        rotation=10,
+        baseline=0.12,
+        spacing=(1.0, 2.5),
+        strike_lines=(2, 3),
+        line_width=(1, 1),
+        mixed_case=True,
+        outline=0.3,
+    ),
+)
+
 TUNING: dict[str, tuple[Style, int]] = {
     # 5 multicolour lower-case letters and digits on a gradient
     "tune-multicolour-gradient": (
@@ -367,56 +390,12 @@ TUNING: dict[str, tuple[Style, int]] = {
     # images stay with the authors); the suite has each look again in other fonts and seeds.
     # Glyphs fill about a quarter of a wide transparent canvas's height, far apart, drawn in either case
     # for lower-case labels, some hollow; 2-3 thin lines across (the real one read 32.1% by default)
-    "tune-small-text": (
-        Style(
-            charset=LOWER_ALNUM,
-            length=(4, 8),
-            width=(140, 770),
-            height=80,
-            noise_lines=(1, 1),  # beside the strike lines, one from anywhere to anywhere
-            look=Look(
-                fonts=("dejavu-sans", "dejavu-serif-bold", "dejavu-sans-oblique"),
-                background="transparent",
-                colours="random",
-                size=(0.2, 0.27),
-                rotation=10,
-                baseline=0.12,
-                spacing=(1.0, 2.5),
-                strike_lines=(2, 3),
-                line_width=(1, 1),
-                mixed_case=True,
-                outline=0.3,
-            ),
-        ),
-        4000,
-    ),
+    "tune-small-text": (SMALL_TEXT, 4000),
     # The same, in light colours (190-255 a channel): a canvas made for a dark page. Composited on white
     # (as ddddocr does, and this project did until it read such drawings from their opacity), the glyphs
     # all but vanish, and a network cannot fit labels it cannot see: one
     # explanation of the real style's training loss stuck at 0.87 (not confirmed: its colours are unknown)
-    "tune-small-text-light": (
-        Style(
-            charset=LOWER_ALNUM,
-            length=(4, 8),
-            width=(140, 770),
-            height=80,
-            noise_lines=(1, 1),
-            look=Look(
-                fonts=("dejavu-sans", "dejavu-serif-bold", "dejavu-sans-oblique"),
-                background="transparent",
-                colours="light",
-                size=(0.2, 0.27),
-                rotation=10,
-                baseline=0.12,
-                spacing=(1.0, 2.5),
-                strike_lines=(2, 3),
-                line_width=(1, 1),
-                mixed_case=True,
-                outline=0.3,
-            ),
-        ),
-        4000,
-    ),
+    "tune-small-text-light": (replace(SMALL_TEXT, look=replace(SMALL_TEXT.look, colours="light")), 4000),
     # BotDetect-like: 5-7 of 57 case-sensitive letters and digits, glyphs of mixed size and rotation on
     # a patterned background, 200x90 (89.6% by default, still rising at the 15-minute cap)
     "tune-patterned-57": (
