@@ -44,6 +44,29 @@ def test_light_drawing_on_a_transparent_canvas_is_read_from_its_opacity():
     assert to_grayscale(card)[2, 4] == 0 and to_grayscale(card)[1, 1] == 255
 
 
+def test_only_a_faint_drawing_on_a_transparent_canvas_is_shown_as_the_model_reads_it(tmp_path):
+    """The labelling page shows the file itself, except light glyphs on clear pixels, which on a light
+    page a person could not see: those as their opacity, dark on white, like the model reads them."""
+    from captcha_crnn.data.images import display_pixels, faint_canvas_png
+
+    faint = Image.new("RGBA", (12, 5), (0, 0, 0, 0))
+    for x in range(2, 9):
+        faint.putpixel((x, 2), (255, 250, 230, 255))
+    faint.save(tmp_path / "faint.png")
+    shown = Image.open(io.BytesIO(faint_canvas_png(tmp_path / "faint.png")))
+    assert shown.format == "PNG" and shown.size == (12, 5)
+    pixels = np.asarray(shown.convert("RGB"))
+    assert pixels[2, 4].tolist() == [0, 0, 0] and pixels[0, 0].tolist() == [255, 255, 255]
+    assert np.array_equal(pixels, display_pixels(faint))
+    dark = faint.copy()
+    dark.putpixel((1, 1), (0, 0, 0, 255))
+    for x in range(2, 9):
+        dark.putpixel((x, 2), (20, 20, 120, 255))  # dark glyphs show on a light page as they are
+    dark.save(tmp_path / "dark.png")
+    Image.new("RGB", (12, 5), "white").save(tmp_path / "opaque.png")
+    assert faint_canvas_png(tmp_path / "dark.png") is None and faint_canvas_png(tmp_path / "opaque.png") is None
+
+
 def test_la_palette_and_sixteen_bit_modes():
     la = Image.new("LA", (6, 3), (0, 0))
     assert to_grayscale(la).min() == 255

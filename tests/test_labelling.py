@@ -2,10 +2,12 @@
 and the retrain job."""
 
 import csv
+import io
 import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -78,6 +80,24 @@ def test_label_save_resume_and_csv_format(folder, captcha_dir):
     resumed = open_bench(folder, order="name")  # a restart continues where it stopped
     assert resumed.next()["file"] == second["file"] and resumed.counts()["labelled"] == 1
     finish(resumed)
+
+
+def test_the_page_sees_light_glyphs_on_a_transparent_canvas_as_the_model_reads_them(folder):
+    from PIL import Image
+
+    light = Image.new("RGBA", (60, 20), (0, 0, 0, 0))
+    light.paste((250, 250, 250, 255), (10, 5, 50, 15))  # white ink for a dark page
+    light.save(folder / "light.png")
+    bench = open_bench(folder, order="name", charset="0123456789")
+    with TestClient(create_label_app(bench)) as client:
+        shown = client.get("/api/image", params={"file": "light.png"})
+        assert shown.status_code == 200 and shown.headers["content-type"] == "image/png"
+        assert shown.content != (folder / "light.png").read_bytes()
+        pixels = np.asarray(Image.open(io.BytesIO(shown.content)).convert("L"))
+        assert pixels[10, 30] == 0 and pixels[1, 1] == 255  # dark ink on white, where the glyphs are
+        broken = client.get("/api/image", params={"file": "zz-broken.png"})  # served as it is
+        assert broken.status_code == 200 and broken.content == b"not a png"
+    finish(bench)
 
 
 def test_bad_input_is_refused_with_the_reason(folder):

@@ -11,7 +11,7 @@ import pytest
 from captcha_crnn.data.images import InputPolicy
 from captcha_crnn.data.labels import LabelledImage
 from captcha_crnn.data.looks import Look, draw
-from captcha_crnn.data.textbox import text_box
+from captcha_crnn.data.textbox import INK, _ink, text_box
 from captcha_crnn.errors import CaptchaCrnnError
 from captcha_crnn.options import TrainOptions
 from captcha_crnn.training.datamodule import ScannedImage, check_labels
@@ -23,6 +23,19 @@ def _canvas(rows: tuple[int, int], cols: tuple[int, int], size=(80, 400)) -> np.
     for x in range(cols[0], cols[1], 12):  # glyph-like strokes, 6 px wide with gaps
         pixels[rows[0] : rows[1], x : x + 6] = 20
     return pixels
+
+
+@pytest.mark.parametrize("shape", [(7, 9, 3), (8, 10, 3), (5, 6, 1), (50, 200, 3)])
+def test_ink_is_a_difference_from_the_median_colour_of_more_than_INK(shape: tuple[int, ...]) -> None:
+    """The histogram median is np.median's, the mean of the two middle values for an even count."""
+    rng = np.random.default_rng(sum(shape))
+    for k in range(40):
+        values = rng.integers(0, 256, shape, dtype=np.uint8)
+        if k % 2:
+            values[rng.random(shape[:2]) < 0.6] = rng.integers(0, 256, shape[2])  # a background colour
+        median = np.median(values.reshape(-1, shape[2]).astype(float), axis=0)
+        expected = (np.abs(values.astype(float) - median) > INK).any(axis=2)
+        assert np.array_equal(_ink(values), expected)
 
 
 def test_small_text_is_found_with_a_margin_and_large_text_is_left_whole() -> None:

@@ -304,6 +304,27 @@ def faint_on_white(rgba: np.ndarray) -> np.ndarray | None:
     return (255 - rgba[..., 3]).astype(np.uint8) if contrast < FAINT else None
 
 
+def display_pixels(img: Image.Image) -> np.ndarray:
+    """(H, W, 3) uint8: the image as the model reads it, for showing to a person (report grids, the
+    labelling page): transparency on white, and a faint drawing on a transparent canvas as its opacity,
+    which on a light page is also the only way a person sees it."""
+    pixels = to_pixels(img)
+    return pixels if pixels.ndim == 3 else np.stack([pixels] * 3, axis=-1)
+
+
+def faint_canvas_png(source: ImageSource) -> bytes | None:
+    """A PNG of the image as the model reads it when a browser would show it otherwise (a faint drawing
+    on a transparent canvas, invisible on a light page); None when the file shows as it is."""
+    img = open_image(source)
+    if img.mode not in ("RGBA", "LA", "PA", "P") and "transparency" not in img.info:
+        return None
+    if faint_on_white(np.asarray(img.convert("RGBA"))) is None:
+        return None
+    buffer = io.BytesIO()
+    Image.fromarray(display_pixels(img)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def _opaque(img: Image.Image) -> bool:
     """Every pixel fully opaque (many captchas are RGBA with no transparent pixel)."""
     return img.getchannel("A").getextrema()[0] == 255

@@ -27,9 +27,7 @@ def text_box(pixels: np.ndarray) -> tuple[int, int, int, int] | None:
     """(left, top, right, bottom) of the text in (h, w[, c]) uint8 pixels, or None when the text already
     fills most of the image's height (or there is no ink): then the whole image is the text."""
     h, w = pixels.shape[:2]
-    values = pixels.reshape(h, w, -1).astype(np.int16)
-    ink = np.abs(values - np.median(values.reshape(-1, values.shape[2]), axis=0)) > INK
-    ink = _unframed(_upright(ink.any(axis=2)))
+    ink = _unframed(_upright(_ink(pixels.reshape(h, w, -1))))
     rows = ink.sum(axis=1)
     top, bottom = _densest(rows, ROW_MASS)
     if top is None:
@@ -51,6 +49,22 @@ def text_box(pixels: np.ndarray) -> tuple[int, int, int, int] | None:
     left, right = _grown(columns, left, right, band)
     pad = max(1, round(PAD[1] * band))
     return max(0, left - pad), top, min(w, right + pad), bottom
+
+
+def _ink(values: np.ndarray) -> np.ndarray:
+    """(h, w) True where a pixel of (h, w, c) uint8 differs from the median colour by more than INK in
+    some channel. The median comes from each channel's histogram and the test from a 256-entry table:
+    the same answer as np.median and a subtraction, in a third of the time (the reader's latency)."""
+    count = values.shape[0] * values.shape[1]
+    levels = np.arange(256)
+    ink = np.zeros(values.shape[:2], bool)
+    for c in range(values.shape[2]):
+        channel = values[:, :, c]
+        cumulative = np.cumsum(np.bincount(channel.ravel(), minlength=256))
+        low = np.searchsorted(cumulative, (count - 1) // 2, side="right")
+        high = np.searchsorted(cumulative, count // 2, side="right")
+        ink |= (np.abs(levels - (low + high) / 2) > INK)[channel]
+    return ink
 
 
 def _unframed(ink: np.ndarray) -> np.ndarray:

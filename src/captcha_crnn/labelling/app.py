@@ -2,7 +2,8 @@
 
 GET  /api/next       the next image to label, its suggestion and the counts (404 when all are done)
 GET  /api/item       one image's saved label and suggestion (?file=)
-GET  /api/image      the image itself (?file=; only files of the folder)
+GET  /api/image      the image itself (?file=; only files of the folder; a faint drawing on a
+                     transparent canvas as the model reads it)
 POST /api/label      {"file", "label"}: save (422: the charset refuses it; 404: not a file of the folder)
 POST /api/unreadable {"file"}: keep the image out of training
 POST /api/skip       {"file"}: to the back of the queue
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from captcha_crnn.errors import CaptchaCrnnError, LabelError, one_line
+from captcha_crnn.data.images import faint_canvas_png
+from captcha_crnn.errors import CaptchaCrnnError, ImageError, LabelError, one_line
 from captcha_crnn.labelling.page import PAGE
 from captcha_crnn.labelling.retrain import Retrainer
 from captcha_crnn.labelling.workbench import Workbench
@@ -142,7 +144,14 @@ def create_label_app(
     def image(file: str = Query()) -> Any:
         if file not in bench.known:
             return missing(file)
-        return FileResponse(bench.root / file, headers={"Cache-Control": "private, max-age=3600"})
+        cache = {"Cache-Control": "private, max-age=3600"}
+        try:  # light glyphs on a transparent canvas vanish on the page: show them as the model reads them
+            shown = faint_canvas_png(bench.root / file)
+        except ImageError:  # the browser shows the file as best it can; labelling marks it unreadable
+            shown = None
+        if shown is not None:
+            return Response(shown, media_type="image/png", headers=cache)
+        return FileResponse(bench.root / file, headers=cache)
 
     @app.post("/api/label", response_model=Saved)
     def label(body: LabelRequest) -> Any:

@@ -15,7 +15,6 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from PIL import Image
 
 from captcha_crnn.reporting.analysis import CharAccuracy, show_char
 
@@ -29,21 +28,6 @@ class Tile:
     image: np.ndarray  # (H, W, 3) uint8
     caption: str
     wrong: bool = False
-
-
-def display_image(img: Image.Image) -> np.ndarray:
-    """RGB on white, for showing a captcha as a person sees it (transparency on white; a faint drawing on
-    a transparent canvas as the model reads it, its opacity, which is also what shows it to a person)."""
-    from captcha_crnn.data.images import faint_on_white, to_grayscale
-
-    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
-        return np.stack([to_grayscale(img)] * 3, axis=-1)
-    rgba = img.convert("RGBA")
-    faint = faint_on_white(np.asarray(rgba))
-    if faint is not None:
-        return np.stack([faint] * 3, axis=-1)
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
 
 
 def image_grid(tiles: Sequence[Tile], path: Path, title: str, columns: int | None = None) -> Path:

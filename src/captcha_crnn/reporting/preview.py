@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from captcha_crnn.data.images import open_image
+from captcha_crnn.data.images import display_pixels, open_image
 from captcha_crnn.data.labels import LabelledImage
 from captcha_crnn.errors import ImageError
-from captcha_crnn.reporting.plots import Tile, display_image, image_grid
+from captcha_crnn.reporting.plots import Tile, image_grid
 
 
 @dataclass
@@ -58,7 +58,7 @@ def preview(items: Sequence[LabelledImage], out: Path, count: int = 40, seed: in
     summary.count = len(readable)
     sample = random.Random(seed).sample(readable, min(count, len(readable)))
     tiles = [
-        Tile(display_image(open_image(it.path)), it.label) for it in sorted(sample, key=lambda i: str(i.path))
+        Tile(display_pixels(open_image(it.path)), it.label) for it in sorted(sample, key=lambda i: str(i.path))
     ]
     image_grid(tiles, out, f"{len(tiles)} of {summary.count} images, with their labels")
     return summary

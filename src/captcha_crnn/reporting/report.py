@@ -8,12 +8,12 @@ import html
 import random
 from pathlib import Path
 
-from captcha_crnn.data.images import open_image
+from captcha_crnn.data.images import display_pixels, open_image
 from captcha_crnn.errors import CaptchaCrnnError, ImageError
 from captcha_crnn.files import check_writable_folder
 from captcha_crnn.inference.evaluate import Evaluation
 from captcha_crnn.reporting.analysis import confusions, per_char_accuracy, show_char
-from captcha_crnn.reporting.plots import Tile, char_accuracy_chart, confusion_chart, display_image, image_grid
+from captcha_crnn.reporting.plots import Tile, char_accuracy_chart, confusion_chart, image_grid
 
 REPORT_FILES = (
     "report.html",
@@ -48,7 +48,7 @@ def grid_tiles(evaluation: Evaluation, cells: int = GRID_CELLS, seed: int = 0) -
     tiles = []
     for r in chosen:
         try:
-            image = display_image(open_image(str(r["file"])))
+            image = display_pixels(open_image(str(r["file"])))
         except ImageError:
             continue
         is_wrong = r["prediction"] != r["label"]
