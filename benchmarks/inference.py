@@ -1,4 +1,5 @@
-"""Inference speed, memory and accuracy: PyTorch, onnxruntime fp32 and int8, and ddddocr, in one run.
+"""Inference speed, memory and accuracy: PyTorch, onnxruntime fp32 and int8, the general reader, and
+ddddocr, in one run.
 
     python benchmarks/inference.py [--model model.pt]
 
@@ -8,7 +9,9 @@ which neither training nor checkpoint choice saw. ddddocr (a pretrained
 general captcha reader, not trained on this style) runs from its own environment,
 benchmarks/.venv-ddddocr, created here on first use with `pip install ddddocr`. Each backend runs in a
 fresh process (`_infer_worker.py`) that loads the model and predicts 300 single images then 10 batches of
-64: its peak RSS is that process's. Results: benchmarks/results/inference.json and BENCHMARKS.md.
+64: its peak RSS is that process's. The general reader (the shipped
+`general.onnx`, or `--reader FILE`) is timed the same way on the same images, zero-shot. Results:
+benchmarks/results/inference.json and BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -75,10 +78,22 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", type=Path, help="a model.pt trained on captcha-v2 (default: train one)")
+    parser.add_argument(
+        "--reader",
+        default="general",
+        help="the general reader's .onnx for its row (default: the shipped one; it never trained on captcha-v2)",
+    )
     args = parser.parse_args()
     from captcha_crnn.data.labels import collect, split_validation
     from captcha_crnn.export.onnx import export
     from captcha_crnn.model.io import load_model
+    from captcha_crnn.weights import resolve
+
+    reader = resolve(args.reader, ".onnx")  # before training: a wrong path fails now, not minutes later
+    if reader.suffix != ".onnx":
+        parser.error(
+            f"{reader}: the reader's row times onnxruntime; give an .onnx file (or install onnxruntime)"
+        )
 
     # The measured images are a held-out 10%: the model trains on the rest, from which `train` takes its
     # own validation split for checkpoint choice and stopping, so no decision sees the measured images.
@@ -97,6 +112,8 @@ def main() -> None:
             "PyTorch (eager)": (sys.executable, "torch", model),
             "onnxruntime fp32": (sys.executable, "onnx", tmp / "model.onnx"),
             "onnxruntime int8": (sys.executable, "onnx", tmp / "model-int8.onnx"),
+            # issue 25's latency target: the shipped reader, zero-shot (its whole charset, no restriction)
+            "general reader, onnxruntime fp32": (sys.executable, "onnx", reader),
             "ddddocr (pretrained)": (ddddocr_python(), "ddddocr", None),
         }
         results = {}
@@ -124,6 +141,7 @@ def main() -> None:
         "results": results,
         "val_images": len(val_items),
         "input": f"{width}x{bundle.policy.height}",
+        "reader": str(args.reader),
         "model_mflops_per_image": round(flops / 1e6, 1),
         "matmul_gflops": round(gflops, 1),
         "ceiling_images_per_second": round(gflops * 1e9 / flops),

@@ -316,7 +316,7 @@ def faint_canvas_png(source: ImageSource) -> bytes | None:
     """A PNG of the image as the model reads it when a browser would show it otherwise (a faint drawing
     on a transparent canvas, invisible on a light page); None when the file shows as it is."""
     img = open_image(source)
-    if img.mode not in ("RGBA", "LA", "PA", "P") and "transparency" not in img.info:
+    if img.mode not in ("RGBA", "LA", "PA", "RGBa", "La", "P") and "transparency" not in img.info:
         return None
     if faint_on_white(np.asarray(img.convert("RGBA"))) is None:
         return None

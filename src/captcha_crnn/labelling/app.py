@@ -147,7 +147,7 @@ def create_label_app(
         cache = {"Cache-Control": "private, max-age=3600"}
         try:  # light glyphs on a transparent canvas vanish on the page: show them as the model reads them
             shown = faint_canvas_png(bench.root / file)
-        except ImageError:  # the browser shows the file as best it can; labelling marks it unreadable
+        except (ImageError, OSError, ValueError, MemoryError):  # the browser shows the file as it can
             shown = None
         if shown is not None:
             return Response(shown, media_type="image/png", headers=cache)
