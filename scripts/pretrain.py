@@ -17,8 +17,10 @@ writes `general.pt` (weights, charset, recipe, seed and the stages before it in 
 Stage 5 continued from stage 4's shipped weights on newly drawn images of a wider recipe (tight crops,
 frames, small text) and shipped (docs/accuracy.md). Stage 6 continued from stage 5's with the libraries'
 looks added (data/library_looks.py: Kaptcha, Gregwar, django-simple-captcha, svg-captcha) and shipped.
-Stage 7 (this script as it stands, not yet run) continues from stage 6's (`OPTIONS["init"]`) on the same
-recipe with new images. A next stage does the same: `init` stays the shipped general.pt, a new RUN and SEED (new images and a new validation set),
+Stage 7 continued from stage 6's on the same recipe with new images and shipped. Stage 8 read at height 48
+(`OPTIONS["height"]`), from stage 7's weights with the recurrent layer's inputs resized (model/init.py),
+3 epochs of new images, and shipped. A next stage (this script as it stands, not yet run) does the same:
+`init` stays the shipped general.pt, a new RUN and SEED (new images and a new validation set),
 render again, and append this stage's own figures to STAGES (general.json's "trained" holds the totals:
 subtract the stages before). A stage ships only if the held-out rows of benchmarks/general.py improve.
 Stage 3's nano weights ship as `general-base` (`base`), which `train --init general` starts from.
@@ -54,10 +56,10 @@ REAL = ROOT.parent / "shared" / "data" / "real"
 ALLOWED = ("really-simple", "pku-elective")
 HELD_BACK = 500  # images of each allowed source kept for validation, by a stable hash of the file name
 REAL_REPEAT = 2  # each allowed real image appears this often per epoch (they are ~6% of the images)
-RUN = ROOT / "runs" / "general-8"
+RUN = ROOT / "runs" / "general-9"
 SHARDS = RUN / "shards"
 WEIGHTS = ROOT / "src" / "captcha_crnn" / "weights"
-SEED = 20261210
+SEED = 20261211
 VAL_IMAGES = 2000  # generated validation images, beside the held-back real ones
 STYLE = Style(charset=general.CHARSET, length=(1, 10), width=(80, 400), height=32, recipe="general")
 OPTIONS = {  # recorded in the model's metadata beside the recipe
@@ -65,7 +67,7 @@ OPTIONS = {  # recorded in the model's metadata beside the recipe
     "batch_size": 128,
     "lr": 1e-3,  # stage 4 started at 2e-3 from random weights; this stage continues from its weights
     "channels": 3,
-    "height": 48,  # stage 8: from 32 (the recurrent layer's inputs resized, model/init.py resize_height)
+    "height": 48,  # since stage 8 (stages 4-7: 32)
     "stretch": 1.0,  # aspect ratio kept: the recipe's widths already give 10 characters their frames
     "crop": "none",  # the recipe's images are read whole, as the reader reads a user's
     "schedule": "fixed",  # a cosine to zero over the stage's steps: the time budget is known in advance
@@ -114,6 +116,16 @@ STAGES = [
         "minutes": 53.8,
         "init": "stage 6's shipped weights",
         "recipe": "stage 6's (data/general.py unchanged since 2521417), new images; batch 2 x 64; lr 1e-3",
+    },
+    {
+        "stage": 8,
+        "device": "2 CPU cores (2 processes of 1 thread, bf16 autocast)",
+        "seed": 20261210,
+        "epochs": 3,
+        "images": 676830,
+        "minutes": 77.0,
+        "init": "stage 7's shipped weights, the recurrent layer's inputs resized from height 32 to 48",
+        "recipe": "stage 7's, new images, read at height 48 (was 32); batch 2 x 64; lr 1e-3",
     },
 ]
 DEVICE = "2 CPU cores"
