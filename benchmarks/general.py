@@ -124,8 +124,11 @@ def stages(record: dict) -> list[dict]:
     """Each pre-training stage's machine, minutes and epochs, from the shipped model's record: the
     earlier stages are listed in its recipe, the last one is what the totals leave."""
     recipe, trained = record["recipe"], record["trained"]
-    earlier = [{k: st[k] for k in ("device", "minutes", "epochs")} for st in recipe.get("stages", [])]
+    earlier = [
+        {k: st.get(k) for k in ("stage", "device", "minutes", "epochs")} for st in recipe.get("stages", [])
+    ]
     last = {
+        "stage": trained.get("stage"),
         "device": recipe.get("device", "2 CPU cores"),
         "minutes": round(trained["minutes"] - sum(st["minutes"] for st in earlier), 1),
         "epochs": trained["epochs"] - sum(st["epochs"] for st in earlier),

@@ -322,7 +322,8 @@ def train_speed_section(d: dict) -> list[str]:
 def _stages(stages: list[dict]) -> str:
     """'stages 1-2 on 2 CPU cores (404.3 min), stage 3 on ... (8.4 min)': runs of stages on one machine."""
     groups: list[list] = []
-    for i, st in enumerate(stages, 1):
+    for k, st in enumerate(stages, 1):
+        i = st.get("stage") or k  # records before stage numbers: counted from 1
         if groups and groups[-1][0] == st["device"]:
             groups[-1][2], groups[-1][3] = i, groups[-1][3] + st["minutes"]
         else:

@@ -128,7 +128,7 @@ STAGES = [
         "recipe": "stage 7's, new images, read at height 48 (was 32); batch 2 x 64; lr 1e-3",
     },
 ]
-DEVICE = "2 CPU cores"
+DEVICE = "2 CPU cores (2 processes of 1 thread, bf16 autocast)"  # train.py's default on this CPU
 # The reader cuts small text out before reading it (data/textbox.py), though it trains on whole images:
 # the cut only changes images whose text fills a small part of them, which then read like the recipe's
 # (benchmarks/text_crop.py; the held-out sets read the same either way, benchmarks/general.py --crop).
