@@ -318,10 +318,11 @@ def faint_canvas_png(source: ImageSource) -> bytes | None:
     img = open_image(source)
     if img.mode not in ("RGBA", "LA", "PA", "RGBa", "La", "P") and "transparency" not in img.info:
         return None
-    if faint_on_white(np.asarray(img.convert("RGBA"))) is None:
+    faint = faint_on_white(np.asarray(img.convert("RGBA")))
+    if faint is None:
         return None
     buffer = io.BytesIO()
-    Image.fromarray(display_pixels(img)).save(buffer, "PNG")
+    Image.fromarray(faint).save(buffer, "PNG")  # what to_pixels gives such an image: its opacity
     return buffer.getvalue()
 
 
