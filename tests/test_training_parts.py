@@ -119,6 +119,13 @@ def test_fixed_schedule_warms_up_then_falls_on_a_cosine_to_zero_and_ignores_plat
     system._trainer = trainer
     system.on_train_start()
     assert (system.fixed_epochs, system.total_steps) == (50, 400)  # 395 steps rounded up to whole epochs
+    validated = []  # about 20 validations, one of them after the last epoch, whose weights are kept
+    for epoch in range(50):
+        trainer.current_epoch = epoch
+        system.on_train_epoch_start()
+        if (epoch + 1) % trainer.check_val_every_n_epoch == 0:  # Lightning's rule
+            validated.append(epoch + 1)
+    assert validated == [*range(3, 49, 3), 50]
     lrs = {}
     for step in (0, 49, 100, 250, 400):
         trainer.global_step = step

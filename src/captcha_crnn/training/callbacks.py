@@ -104,7 +104,9 @@ class MetricsCSV(L.Callback):
         if trainer.sanity_checking:
             return
         # compute() reduces across processes, so every process must call it, not only the one that writes.
+        # The mean since the last row: an epoch, or several where the fixed schedule validates less often.
         train_loss = float(pl_module.train_loss.compute()) if pl_module.train_loss.update_count else ""
+        pl_module.train_loss.reset()
         if not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics

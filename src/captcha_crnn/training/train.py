@@ -8,6 +8,7 @@ its metrics on the validation images). Self-training (`--unlabelled`) wraps this
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import time
@@ -249,10 +250,13 @@ def _finalise(
 
 
 def _epochs_in(metrics: Path) -> int:
-    """Epochs recorded in metrics.csv (each once, resumed runs included); 0 when there is none."""
+    """The last epoch metrics.csv records (resumed runs included); 0 when there is none. Its last row's
+    number, not the count of rows: the fixed schedule does not validate after every epoch."""
     try:
-        return max(0, len(metrics.read_text().splitlines()) - 1)
-    except OSError:
+        with metrics.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        return int(rows[-1]["epoch"]) if rows else 0
+    except (OSError, KeyError, ValueError):
         return 0
 
 
