@@ -64,7 +64,9 @@ def test_only_a_faint_drawing_on_a_transparent_canvas_is_shown_as_the_model_read
         dark.putpixel((x, 2), (20, 20, 120, 255))  # dark glyphs show on a light page as they are
     dark.save(tmp_path / "dark.png")
     Image.new("RGB", (12, 5), "white").save(tmp_path / "opaque.png")
-    assert faint_canvas_png(tmp_path / "dark.png") is None and faint_canvas_png(tmp_path / "opaque.png") is None
+    assert (
+        faint_canvas_png(tmp_path / "dark.png") is None and faint_canvas_png(tmp_path / "opaque.png") is None
+    )
 
 
 def test_la_palette_and_sixteen_bit_modes():

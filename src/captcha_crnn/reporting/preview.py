@@ -58,7 +58,8 @@ def preview(items: Sequence[LabelledImage], out: Path, count: int = 40, seed: in
     summary.count = len(readable)
     sample = random.Random(seed).sample(readable, min(count, len(readable)))
     tiles = [
-        Tile(display_pixels(open_image(it.path)), it.label) for it in sorted(sample, key=lambda i: str(i.path))
+        Tile(display_pixels(open_image(it.path)), it.label)
+        for it in sorted(sample, key=lambda i: str(i.path))
     ]
     image_grid(tiles, out, f"{len(tiles)} of {summary.count} images, with their labels")
     return summary
