@@ -19,8 +19,9 @@ frames, small text) and shipped (docs/accuracy.md). Stage 6 continued from stage
 looks added (data/library_looks.py: Kaptcha, Gregwar, django-simple-captcha, svg-captcha) and shipped.
 Stage 7 continued from stage 6's on the same recipe with new images and shipped. Stage 8 read at height 48
 (`OPTIONS["height"]`), from stage 7's weights with the recurrent layer's inputs resized (model/init.py),
-3 epochs of new images, and shipped. A next stage (this script as it stands, not yet run) does the same:
-`init` stays the shipped general.pt, a new RUN and SEED (new images and a new validation set),
+3 epochs of new images, and shipped. Stage 9 (this script as it stands) adds glyphs with hard edges to
+the recipe (general.ALIASED_SHARE of the looks' images). A next stage does the same: `init` stays the
+shipped general.pt, a new RUN and SEED (new images and a new validation set),
 render again, and append this stage's own figures to STAGES (general.json's "trained" holds the totals:
 subtract the stages before). A stage ships only if the held-out rows of benchmarks/general.py improve.
 Stage 3's nano weights ship as `general-base` (`base`), which `train --init general` starts from.
@@ -157,6 +158,7 @@ def recipe() -> dict:
         "library_looks": list(library_looks.LIBRARIES),
         "small_share": general.SMALL_SHARE,
         "frame_share": general.FRAME_SHARE,
+        "aliased_share": general.ALIASED_SHARE,
         "device": DEVICE,
         "script": "scripts/pretrain.py",
     }

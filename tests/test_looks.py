@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -285,3 +285,18 @@ def test_each_style_has_one_generator_whose_labels_fit_its_charset_and_length() 
             assert set(label) <= set(generator.charset)
             assert generator.length[0] <= len(label) <= generator.length[1]
     assert cases[synthetic.Arithmetic].generator().charset == arithmetic.CHARSET
+
+
+@pytest.mark.parametrize("font", ["dejavu-sans", "hershey-simplex-bold"])
+def test_aliased_glyphs_have_hard_edges_even_rotated_and_scaled(font) -> None:
+    """Hard edges: the text layer's opacity is all or nothing, where the default look antialiases."""
+    if font.startswith("hershey"):
+        pytest.importorskip("cv2")
+    # ten glyphs in a narrow image: the layout scales them down, and each is rotated
+    look = Look(fonts=(font,), background="white", rotation=20, size=(0.8, 0.8))
+    soft = np.asarray(layers(look, "a8Kx3g0QmZ", 90, 40, random.Random(0)).text.getchannel("A"))
+    hard = np.asarray(
+        layers(replace(look, aliased=True), "a8Kx3g0QmZ", 90, 40, random.Random(0)).text.getchannel("A")
+    )
+    assert set(np.unique(hard)) == {0, 255}
+    assert ((soft > 0) & (soft < 255)).mean() > 0.02

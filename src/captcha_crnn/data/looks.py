@@ -85,6 +85,9 @@ class Look:
     # Crop the image to its text (glyphs and lines), leaving up to this much of the text's height on
     # each side: captchas cropped tight, whose glyphs touch the edges. None: the full image.
     crop: float | None = None
+    # Glyphs with hard edges, no antialiasing: TrueType drawn 1-bit, Hershey strokes drawn LINE_8, rotated
+    # and scaled by nearest neighbour, as many home-made captchas are (cv2.putText's default line type)
+    aliased: bool = False
 
     def __post_init__(self) -> None:
         known = ("droid-mono", *FONTS, *HERSHEY)
@@ -277,25 +280,31 @@ def _pattern(width: int, height: int, rng: random.Random) -> Image.Image:
     return image
 
 
-def _glyph(ch: str, path: str, px: int, angle: float, outline: bool) -> tuple[Image.Image, float]:
+def _glyph(
+    ch: str, path: str, px: int, angle: float, outline: bool, aliased: bool = False
+) -> tuple[Image.Image, float]:
     """The glyph's coverage mask, rotated and cropped to its ink, and how far below the baseline its
     ink centre is (negative: above), so that glyphs share a baseline and x vs X stays clear."""
     if path in HERSHEY:
-        mask, y0, y1 = _hershey_mask(ch, path, px, outline)
+        mask, y0, y1 = _hershey_mask(ch, path, px, outline, aliased)
     else:
         font, stroke = _font(path, px), max(1, px // 14) if outline else 0
         x0, y0, x1, y1 = font.getbbox(ch, anchor="ls", stroke_width=stroke)
         mask = Image.new("L", (x1 - x0 + 4, y1 - y0 + 4))
         pen, origin = ImageDraw.Draw(mask), (2 - x0, 2 - y0)
+        if aliased:
+            pen.fontmode = "1"  # Pillow's switch for text without antialiasing
         pen.text(origin, ch, fill=255, font=font, anchor="ls", stroke_width=stroke, stroke_fill=255)
         if outline:
             pen.text(origin, ch, fill=0, font=font, anchor="ls")
     if angle:
-        mask = mask.rotate(angle, Image.BICUBIC, expand=True)
+        mask = mask.rotate(angle, Image.NEAREST if aliased else Image.BICUBIC, expand=True)
     return mask.crop(mask.getbbox() or (0, 0, 1, 1)), (y0 + y1) / 2
 
 
-def _hershey_mask(ch: str, name: str, px: int, outline: bool) -> tuple[Image.Image, int, int]:
+def _hershey_mask(
+    ch: str, name: str, px: int, outline: bool, aliased: bool = False
+) -> tuple[Image.Image, int, int]:
     """A Hershey glyph drawn by cv2.putText: its mask, and its ink's top and bottom against the baseline
     (negative: above)."""
     import cv2
@@ -304,7 +313,7 @@ def _hershey_mask(ch: str, name: str, px: int, outline: bool) -> tuple[Image.Ima
         raise CaptchaCrnnError(f"font {name} draws printable ASCII only, not {ch!r}")
     face, scale = HERSHEY[name], px / HERSHEY_PX
     thickness = max(1, round(px / 9)) if name.endswith("-bold") else max(1, round(px / 24))
-    line = cv2.LINE_AA if name.endswith("-bold") else cv2.LINE_8
+    line = cv2.LINE_AA if name.endswith("-bold") and not aliased else cv2.LINE_8
     (width, height), below = cv2.getTextSize(ch, face, scale, thickness + 2)
     pad = thickness + 4 + round(8 * scale)  # italics and brackets reach past getTextSize's box
     canvas = np.zeros((height + below + 2 * pad, width + 2 * pad), np.uint8)
@@ -328,7 +337,7 @@ def _layout(
         path = font_path(rng.choice(look.fonts))
         px = max(6, round(rng.uniform(*look.size) * height / _cap_height(path)))
         hollow = look.outline == 1 or (look.outline > 0 and rng.random() < look.outline)
-        mask, cy = _glyph(ch, path, px, rng.uniform(-look.rotation, look.rotation), hollow)
+        mask, cy = _glyph(ch, path, px, rng.uniform(-look.rotation, look.rotation), hollow, look.aliased)
         parts.append(
             (mask, cy + rng.uniform(-look.baseline, look.baseline) * height, rng.uniform(*look.spacing))
         )
@@ -347,9 +356,8 @@ def _layout(
     placed = []
     for (mask, cy, _), gap in zip(parts, gaps):
         if scale < 0.999:
-            mask = mask.resize(
-                (max(1, round(mask.width * scale)), max(1, round(mask.height * scale))), Image.LANCZOS
-            )
+            size = (max(1, round(mask.width * scale)), max(1, round(mask.height * scale)))
+            mask = mask.resize(size, Image.NEAREST if look.aliased else Image.LANCZOS)
         placed.append((mask, max(0, round(x)), max(0, round(base + cy * scale - mask.height / 2))))
         x += mask.width + gap * scale
     return placed
