@@ -196,6 +196,26 @@ def test_init_is_refused_on_resume(trained_run, capsys):
     assert code == 2 and "--init has no effect on --resume" in capsys.readouterr().err
 
 
+def test_how_often_validation_runs_does_not_change_the_trained_weights(tmp_path, captcha_dir, monkeypatch):
+    """Each loader draws its iterators' seeds from a generator of its own: validating after every epoch
+    or only after the last trains the same weights (augmentation and dropout keep their random stream)."""
+    import torch
+
+    from captcha_crnn.cli.main import main
+    from captcha_crnn.training import system
+
+    base = ["-q", "train", str(captcha_dir), "--no-progress", "--batch-size", "16", "--devices", "1"]
+    weights = []
+    for name, validations in (("every", 20), ("last", 1)):  # 3 epochs: validated 3 times, or once
+        monkeypatch.setattr(system, "FIXED_VALIDATIONS", validations)
+        assert main([*base, "--out", str(tmp_path / name), "--steps", "7"]) == 0
+        rows = (tmp_path / name / "metrics.csv").read_text().splitlines()[1:]
+        assert [row.split(",")[0] for row in rows] == (["1", "2", "3"] if validations == 20 else ["3"])
+        weights.append(torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True))
+    every, last = (w["state_dict"] for w in weights)
+    assert every.keys() == last.keys() and all(torch.equal(every[k], last[k]) for k in every)
+
+
 def test_fine_tuning_on_few_labels_runs_whole_epochs_of_a_fixed_schedule(tmp_path, captcha_dir):
     import json
 

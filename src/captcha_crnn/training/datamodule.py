@@ -309,8 +309,11 @@ class CaptchaDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def _loader_options(self, workers: int) -> dict:
-        options: dict = {"collate_fn": self.collate, "num_workers": workers}
+    def _loader_options(self, workers: int, seed: int) -> dict:
+        # A generator of the loader's own: starting an iterator draws a seed from it, not from the global
+        # one that augmentation and dropout draw from, so how often validation runs never changes training.
+        generator = torch.Generator().manual_seed(seed)
+        options: dict = {"collate_fn": self.collate, "num_workers": workers, "generator": generator}
         if workers:
             options.update(persistent_workers=False, prefetch_factor=4)
         return options
@@ -321,16 +324,21 @@ class CaptchaDataModule(L.LightningDataModule):
         if isinstance(self.train_set, SyntheticStream):
             # Called again each epoch (reload_dataloaders_every_n_epochs=1), so the stream knows its epoch.
             self.train_set.epoch, self.train_set.rank, self.train_set.world_size = epoch, rank, world_size
-            return DataLoader(self.train_set, self.batch_size, **self._loader_options(self.workers))
+            options = self._loader_options(self.workers, self.seed + epoch)
+            return DataLoader(self.train_set, self.batch_size, **options)
         widths = self.train_set.widths()
         if widths is not None and len(set(widths)) > 1:
             buckets = WidthBuckets(widths, self.batch_size, self.seed, rank, world_size)
             buckets.set_epoch(epoch)
-            return DataLoader(self.train_set, batch_sampler=buckets, **self._loader_options(self.workers))
+            options = self._loader_options(self.workers, self.seed + epoch)
+            return DataLoader(self.train_set, batch_sampler=buckets, **options)
         sampler = DistributedSampler(self.train_set, world_size, rank, shuffle=True, seed=self.seed)
         sampler.set_epoch(epoch)
         return DataLoader(
-            self.train_set, self.batch_size, sampler=sampler, **self._loader_options(self.workers)
+            self.train_set,
+            self.batch_size,
+            sampler=sampler,
+            **self._loader_options(self.workers, self.seed + epoch),
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -338,5 +346,8 @@ class CaptchaDataModule(L.LightningDataModule):
         sampler = StridedSampler(len(self.val_set), rank, world_size)
         workers = self.workers if self.val_set.lazy else 0
         return DataLoader(
-            self.val_set, max(self.batch_size, 64), sampler=sampler, **self._loader_options(workers)
+            self.val_set,
+            max(self.batch_size, 64),
+            sampler=sampler,
+            **self._loader_options(workers, self.seed),
         )
