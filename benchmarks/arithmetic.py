@@ -15,7 +15,6 @@ step and the commands run.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -25,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from captcha_crnn.training.callbacks import epochs_recorded
 
 HERE = Path(__file__).resolve().parent
 RESULT = HERE / "results" / "arithmetic.json"
@@ -63,8 +64,7 @@ def main() -> None:
             command, outputs[step], seconds[step] = captcha_crnn(*cli_args)
             commands[step] = shlex.join(["captcha-crnn", *command[3:]]).replace(tmp, "$TMP")
         scores = json.loads(outputs["evaluate"])
-        with (run / "metrics.csv").open() as fh:
-            epochs = sum(1 for _ in csv.DictReader(fh))
+        epochs = epochs_recorded(run / "metrics.csv")
 
     result = {
         "target": f"answer_accuracy >= {TARGET:.0%} on {args.test_count} fresh captchas",

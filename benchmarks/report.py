@@ -248,7 +248,7 @@ def hard_edges_section(d: dict) -> list[str]:
         f"`{d['command']}` ({d['version']}; {d['machine']}): {d['images']} images of 4 digits per look, drawn by "
         "our own generator with hard edges (as cv2.putText draws), read with `--charset 0-9 --length 4`, "
         "crisp and blurred (0.7 px). The recipe draws such looks since stage 9: a check of pre-training, "
-        "not a zero-shot figure. One image is 0.33 points.",
+        f"not a zero-shot figure. One image is {100 / d['images']:.2g} points.",
         "",
         "| model | " + " | ".join(f"{look}: crisp / blurred" for look in looks) + " |",
         "|---|" + "---:|" * len(looks),

@@ -27,6 +27,8 @@ CACHE = HERE / ".cache" / "scale-200k"
 sys.path.insert(0, str(HERE))
 import report  # noqa: E402
 
+from captcha_crnn.training.callbacks import epochs_recorded  # noqa: E402
+
 
 def _generate_part(args: tuple[int, int, int]) -> list[tuple[str, str]]:
     from captcha_crnn.data.synthetic import Renderer, Style
@@ -105,14 +107,14 @@ def measure(labels: Path, minutes: float) -> dict:
         if proc.returncode != 0:
             sys.exit(f"training failed: {err[-2000:]}")
         metrics = Path(tmp) / "run" / "metrics.csv"
-        rows = list(csv.DictReader(metrics.open())) if metrics.exists() else []
+        epochs = epochs_recorded(metrics)
     images = sum(1 for _ in labels.open()) - 1
     return {
         "images": images,
         "peak_pss_mb": round(peak_pss, 1),
         "peak_rss_sum_mb": round(peak_rss, 1),
         "wall_seconds": round(time.monotonic() - start, 1),
-        "epochs_completed": len(rows),
+        "epochs_completed": epochs,
     }
 
 

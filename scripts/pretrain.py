@@ -335,6 +335,7 @@ def package() -> None:
 
     from captcha_crnn.export.onnx import export
     from captcha_crnn.model.io import load_model, save_model
+    from captcha_crnn.training.callbacks import epochs_recorded
 
     # model.pt when the run ended by itself; else the last epoch's checkpoint (its weights' moving average):
     # a stage stopped early, to fit a session, ships what its last whole epoch left.
@@ -345,10 +346,11 @@ def package() -> None:
         sys.exit(f"{model}: no model yet; run `python scripts/pretrain.py train` first")
     bundle = load_model(model)
     rows = [r for r in csv.DictReader((RUN / "run" / "metrics.csv").open()) if r["val_loss"]]
+    epochs = epochs_recorded(RUN / "run" / "metrics.csv")
     seen = {  # totals over every stage; the validation figure is this stage's (its own validation set)
         "stage": STAGES[-1]["stage"] + 1 if STAGES else 4,
-        "epochs": sum(st["epochs"] for st in STAGES) + len(rows),
-        "images": sum(st["images"] for st in STAGES) + len(rows) * _count(SHARDS / "train"),
+        "epochs": sum(st["epochs"] for st in STAGES) + epochs,
+        "images": sum(st["images"] for st in STAGES) + epochs * _count(SHARDS / "train"),
         "minutes": round(sum(st["minutes"] for st in STAGES) + float(rows[-1]["elapsed_s"]) / 60, 1),
         "val_seq_acc": float(rows[-1]["val_seq_acc"]),  # generated + held-back real images
         "from": model.name,

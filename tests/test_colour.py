@@ -127,7 +127,7 @@ def test_the_average_starts_from_the_first_trained_weights_not_the_random_ones()
     with torch.no_grad():
         for p in system.model.parameters():
             p.add_(1.0)  # the live weights move away from the initial ones the average was copied from
-    system._trainer = SimpleNamespace(global_step=1)  # after the first optimiser step
+    system._trainer = SimpleNamespace(global_step=1, should_stop=False)  # after the first optimiser step
     system.on_train_batch_end(None, None, 0)
     for ema, live in zip(system.ema_model.parameters(), system.model.parameters()):
         assert torch.equal(ema, live)

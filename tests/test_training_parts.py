@@ -126,6 +126,13 @@ def test_fixed_schedule_warms_up_then_falls_on_a_cosine_to_zero_and_ignores_plat
         if (epoch + 1) % trainer.check_val_every_n_epoch == 0:  # Lightning's rule
             validated.append(epoch + 1)
     assert validated == [*range(3, 49, 3), 50]
+    # stopped early (--max-time) in an epoch that would not validate: it validates, so its weights are saved
+    trainer.current_epoch, trainer.global_step, trainer.should_stop = 10, 88, True
+    system.on_train_epoch_start()
+    assert trainer.check_val_every_n_epoch == 3
+    system.on_train_batch_end(None, None, 0)
+    assert trainer.check_val_every_n_epoch == 1
+    trainer.should_stop = False
     lrs = {}
     for step in (0, 49, 100, 250, 400):
         trainer.global_step = step

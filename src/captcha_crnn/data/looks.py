@@ -43,7 +43,8 @@ FONTS: dict[str, tuple[str, str]] = {  # name -> (file under FONT_DIR, Debian pa
     "dejavu-serif-condensed": ("dejavu/DejaVuSerifCondensed.ttf", _EXTRA),
 }
 # OpenCV's Hershey stroke fonts (cv2.putText), in which many home-made captchas are drawn: name -> face
-# number. Thin faces are drawn in aliased strokes 1/24 of the size wide, bold ones 1/9, antialiased.
+# number. Thin faces are drawn in aliased strokes 1/24 of the size wide, bold ones 1/9, antialiased
+# (aliased too in a Look with `aliased`).
 # They draw printable ASCII only (cv2.putText draws any other character as question marks).
 _HERSHEY_FACES = {"simplex": 0, "plain": 1, "duplex": 2, "complex": 3, "triplex": 4, "small": 5}
 HERSHEY: dict[str, int] = {
@@ -86,7 +87,8 @@ class Look:
     # each side: captchas cropped tight, whose glyphs touch the edges. None: the full image.
     crop: float | None = None
     # Glyphs with hard edges, no antialiasing: TrueType drawn 1-bit, Hershey strokes drawn LINE_8, rotated
-    # and scaled by nearest neighbour, as many home-made captchas are (cv2.putText's default line type)
+    # and scaled by nearest neighbour, as many home-made captchas are (cv2.putText's default line type).
+    # `warp` and `blur` soften them again, as they soften any glyph.
     aliased: bool = False
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-"""Training callbacks: per-epoch metrics CSV, and early stopping that waits out the CTC blank plateau."""
+"""Training callbacks: a metrics CSV row per validation, and early stopping that waits out the CTC blank plateau."""
 
 from __future__ import annotations
 
@@ -13,6 +13,17 @@ import lightning as L
 log = logging.getLogger("captcha_crnn")
 
 COLUMNS = ["epoch", "train_loss", "val_loss", "val_cer", "val_seq_acc", "val_images", "lr", "elapsed_s"]
+
+
+def epochs_recorded(metrics: Path) -> int:
+    """The last epoch a metrics.csv records (resumed runs included); 0 when there is none. Its last row's
+    number, not the count of rows: the fixed schedule does not validate after every epoch."""
+    try:
+        with Path(metrics).open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        return int(rows[-1]["epoch"]) if rows else 0
+    except (OSError, KeyError, ValueError):
+        return 0
 
 
 def improved(value: float, best: float, min_delta: float = 0.02, min_abs: float = 1e-3) -> bool:
@@ -63,8 +74,8 @@ class PatientEarlyStopping(L.Callback):
 
 
 class MetricsCSV(L.Callback):
-    """Per-epoch metrics appended to `metrics.csv` (appended, so a resumed run continues the file), and
-    drawn as `curves.png` beside it.
+    """Metrics after each validation (every epoch, or every few on the fixed schedule) appended to
+    `metrics.csv` (appended, so a resumed run continues the file), and drawn as `curves.png` beside it.
 
     Drawing takes ~0.2 s, a tenth of a small data set's epoch on 2 cores, so the picture is redrawn after
     an epoch only when `redraw_seconds` have passed since the last drawing, and always when training ends.

@@ -199,7 +199,7 @@ def keep_weights(keep: str | None, schedule: str, val_count: int) -> tuple[str, 
     if keep:
         return keep, f"{keep} (--keep)"
     if schedule == "fixed":
-        return "last", "last: the fixed schedule's end (--keep best for the epoch of lowest validation loss)"
+        return "last", "last: the fixed schedule's end (--keep best for the validated epoch of lowest loss)"
     if val_count < SMALL_VALIDATION:
         return "last", (
             f"last: {val_count} validation images are too few to rank epochs by (fewer than "

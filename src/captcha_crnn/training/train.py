@@ -8,7 +8,6 @@ its metrics on the validation images). Self-training (`--unlabelled`) wraps this
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import time
@@ -224,14 +223,15 @@ def _finalise(
     from captcha_crnn.inference.evaluate import evaluate
     from captcha_crnn.inference.recognizer import Recognizer
     from captcha_crnn.model.io import load_model, save_model
+    from captcha_crnn.training.callbacks import epochs_recorded
 
     last_path = run / "checkpoints" / "last.ckpt"
     if not best.best_model_path and not last_path.exists():  # --max-time ended it before validating
         log.warning("stopped before the first validation: model.pt holds the weights as they are")
         trainer.save_checkpoint(last_path)  # every process takes part; rank 0 writes
     chosen = last_path if plan.keep == "last" or not best.best_model_path else Path(best.best_model_path)
-    # Forked processes trained (hardware.py): this one's trainer never ran an epoch, metrics.csv has each
-    epochs = max(trainer.current_epoch, _epochs_in(run / "metrics.csv"))
+    # Forked processes trained (hardware.py): this one's trainer never ran an epoch; metrics.csv knows
+    epochs = max(trainer.current_epoch, epochs_recorded(run / "metrics.csv"))
     if not trainer.is_global_zero:
         return TrainResult(run, run / "model.pt", chosen, epochs, seconds, {})
     bundle = load_model(chosen)
@@ -247,17 +247,6 @@ def _finalise(
     pixels = sets.val.pixels if inputs.val_generated else None
     metrics = evaluate(recognizer, val_items, pixels).to_dict()
     return TrainResult(run, model_path, chosen, epochs, seconds, metrics)
-
-
-def _epochs_in(metrics: Path) -> int:
-    """The last epoch metrics.csv records (resumed runs included); 0 when there is none. Its last row's
-    number, not the count of rows: the fixed schedule does not validate after every epoch."""
-    try:
-        with metrics.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        return int(rows[-1]["epoch"]) if rows else 0
-    except (OSError, KeyError, ValueError):
-        return 0
 
 
 def _describe_policy(policy: InputPolicy) -> str:
