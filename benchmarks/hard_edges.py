@@ -16,6 +16,7 @@ import argparse
 import json
 import random
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import ImageFilter
@@ -31,26 +32,19 @@ from captcha_crnn.inference.recognizer import Recognizer  # noqa: E402
 from captcha_crnn.weights import manifest  # noqa: E402
 
 IMAGES, SEED, SIZE = 300, 99, (104, 24)
-LOOKS = {  # 1 px strokes through small digits, a thin line and dots, as cv2.putText draws by default
-    "hershey, margin": Look(
-        fonts=("hershey-simplex",),
-        size=(0.75, 0.8),
-        spacing=(0.3, 0.5),
-        strike_lines=(1, 1),
-        line_width=(1, 1),
-        dots=0.03,
-        aliased=True,
-    ),
-    "hershey, tight": Look(
-        fonts=("hershey-simplex",),
-        size=(0.75, 0.8),
-        spacing=(0.3, 0.5),
-        strike_lines=(1, 1),
-        line_width=(1, 1),
-        dots=0.03,
-        aliased=True,
-        crop=0.0,
-    ),
+# 1 px strokes through small digits, a thin line and dots, as cv2.putText draws by default
+HERSHEY = Look(
+    fonts=("hershey-simplex",),
+    size=(0.75, 0.8),
+    spacing=(0.3, 0.5),
+    strike_lines=(1, 1),
+    line_width=(1, 1),
+    dots=0.03,
+    aliased=True,
+)
+LOOKS = {
+    "hershey, margin": HERSHEY,
+    "hershey, tight": replace(HERSHEY, crop=0.0),
     "truetype, rotated": Look(
         fonts=("dejavu-sans", "dejavu-serif"),
         size=(0.6, 0.75),
