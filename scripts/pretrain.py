@@ -19,9 +19,10 @@ frames, small text) and shipped (docs/accuracy.md). Stage 6 continued from stage
 looks added (data/library_looks.py: Kaptcha, Gregwar, django-simple-captcha, svg-captcha) and shipped.
 Stage 7 continued from stage 6's on the same recipe with new images and shipped. Stage 8 read at height 48
 (`OPTIONS["height"]`), from stage 7's weights with the recurrent layer's inputs resized (model/init.py),
-3 epochs of new images, and shipped. Stage 9 (this script as it stands) adds glyphs with hard edges to
-the recipe (general.ALIASED_SHARE of the looks' images). A next stage does the same: `init` stays the
-shipped general.pt, a new RUN and SEED (new images and a new validation set),
+3 epochs of new images, and shipped. Stage 9 added glyphs with hard edges to
+the recipe (general.ALIASED_SHARE of the looks' images) and shipped. A next stage (this script as it
+stands, not yet run) does the same: `init` stays the shipped general.pt, a new RUN and SEED (new images
+and a new validation set),
 render again, and append this stage's own figures to STAGES (general.json's "trained" holds the totals:
 subtract the stages before). A stage ships only if the held-out rows of benchmarks/general.py improve.
 Stage 3's nano weights ship as `general-base` (`base`), which `train --init general` starts from.
@@ -57,10 +58,10 @@ REAL = ROOT.parent / "shared" / "data" / "real"
 ALLOWED = ("really-simple", "pku-elective")
 HELD_BACK = 500  # images of each allowed source kept for validation, by a stable hash of the file name
 REAL_REPEAT = 2  # each allowed real image appears this often per epoch (they are ~6% of the images)
-RUN = ROOT / "runs" / "general-9"
+RUN = ROOT / "runs" / "general-10"
 SHARDS = RUN / "shards"
 WEIGHTS = ROOT / "src" / "captcha_crnn" / "weights"
-SEED = 20261211
+SEED = 20261212
 VAL_IMAGES = 2000  # generated validation images, beside the held-back real ones
 STYLE = Style(charset=general.CHARSET, length=(1, 10), width=(80, 400), height=32, recipe="general")
 OPTIONS = {  # recorded in the model's metadata beside the recipe
@@ -127,6 +128,16 @@ STAGES = [
         "minutes": 77.0,
         "init": "stage 7's shipped weights, the recurrent layer's inputs resized from height 32 to 48",
         "recipe": "stage 7's, new images, read at height 48 (was 32); batch 2 x 64; lr 1e-3",
+    },
+    {
+        "stage": 9,
+        "device": "2 CPU cores (2 processes of 1 thread, bf16 autocast)",
+        "seed": 20261211,
+        "epochs": 3,
+        "images": 676830,
+        "minutes": 87.0,
+        "init": "stage 8's shipped weights",
+        "recipe": "stage 8's plus glyphs with hard edges (a quarter of the looks' images), new images",
     },
 ]
 DEVICE = "2 CPU cores (2 processes of 1 thread, bf16 autocast)"  # train.py's default on this CPU
