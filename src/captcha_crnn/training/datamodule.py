@@ -321,25 +321,19 @@ class CaptchaDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world_size = self._world()
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        options = self._loader_options(self.workers, self.seed + epoch)
         if isinstance(self.train_set, SyntheticStream):
             # Called again each epoch (reload_dataloaders_every_n_epochs=1), so the stream knows its epoch.
             self.train_set.epoch, self.train_set.rank, self.train_set.world_size = epoch, rank, world_size
-            options = self._loader_options(self.workers, self.seed + epoch)
             return DataLoader(self.train_set, self.batch_size, **options)
         widths = self.train_set.widths()
         if widths is not None and len(set(widths)) > 1:
             buckets = WidthBuckets(widths, self.batch_size, self.seed, rank, world_size)
             buckets.set_epoch(epoch)
-            options = self._loader_options(self.workers, self.seed + epoch)
             return DataLoader(self.train_set, batch_sampler=buckets, **options)
         sampler = DistributedSampler(self.train_set, world_size, rank, shuffle=True, seed=self.seed)
         sampler.set_epoch(epoch)
-        return DataLoader(
-            self.train_set,
-            self.batch_size,
-            sampler=sampler,
-            **self._loader_options(self.workers, self.seed + epoch),
-        )
+        return DataLoader(self.train_set, self.batch_size, sampler=sampler, **options)
 
     def val_dataloader(self) -> DataLoader:
         rank, world_size = self._world()
