@@ -7,7 +7,8 @@ drawn so. Each look below draws 300 images of 4 digits (seed 99, our own generat
 crisp or blurred (a Gaussian of 0.7 px, the one change), with a margin around the text or cut tight to
 it; the model reads them with `--charset 0-9 --length 4`. The recipe draws looks like these (its
 `aliased` share since stage 9), so this is a check of what pre-training learnt, not a zero-shot claim.
-Rows accumulate by model (its stage, from its metadata), so stages can be compared.
+Rows accumulate by model (the shipped one named by its stage, from general.json; others by --label),
+so stages can be compared.
 """
 
 from __future__ import annotations
