@@ -49,12 +49,14 @@ LIBRARY_SHARE = 0.25  # drawn by the `captcha` library's ImageCaptcha (with thes
 LIBRARY_LOOKS_SHARE = 0.15
 # Of the other images, drawn in OpenCV's Hershey stroke fonts (cv2.putText: a 3 with a flat top, strokes
 # of even width), the faces of many home-made captchas. Without OpenCV 4 these draw TrueType fonts too.
-HERSHEY_SHARE = 0.15
+# 0.15 in stages 6-9; 0.2 from stage 10, with more hard-edged glyphs (below).
+HERSHEY_SHARE = 0.2
 # Of the looks' images (stage 9 on): glyphs drawn with hard edges (looks.Look.aliased), thin strokes as
 # cv2.putText draws them by default; about half of those keep them (warp and blur soften the rest).
 # Rotation and scaling otherwise antialias every glyph, and the stage-8 reader read such strokes poorly
-# (benchmarks/hard_edges.py, docs/accuracy.md).
-ALIASED_SHARE = 0.25
+# (benchmarks/hard_edges.py, docs/accuracy.md). 0.25 in stage 9, which left hard-edged digits still read
+# ~10 points below the same blurred: 0.4 from stage 10.
+ALIASED_SHARE = 0.4
 # Of the looks' images (stage 5 on): cut tight to the text, glyphs touching the edges (many sites crop
 # their captchas so; the first glyph may start at the very left), and small text in a large canvas.
 CROP_SHARE = 0.2
