@@ -169,6 +169,13 @@ def test_generate_force_adds_beside_other_images_but_never_overwrites(tmp_path, 
     assert code == 2 and "labels.csv" in one_line_error(err)
     assert (out / "labels.csv").read_text().splitlines() == rows
 
+    tsv = tmp_path / "tsv"  # a labels.tsv is read after a labels.csv: the user's would go unused
+    tsv.mkdir()
+    (tsv / "labels.tsv").write_text("x.png\tab\n")
+    code, err = generate_cli(capsys, tsv, "--force")
+    assert code == 2 and "labels.tsv" in one_line_error(err)
+    assert [p.name for p in tsv.iterdir()] == ["labels.tsv"]
+
 
 @pytest.mark.parametrize(
     "option, expected",
@@ -250,6 +257,10 @@ def test_checkpoints_that_are_not_ours_are_one_line(tmp_path, capsys, trained_ru
         (["label", "DATA", "--port", "-1"], "--port must be from 0 to 65535, got -1"),
         (["serve", "m.pt", "--max-body-mb", "0"], "--max-body-mb must be positive, got 0.0"),
         (["serve", "m.pt", "--max-pixels", "0"], "--max-pixels must be at least 1, got 0"),
+        (["serve", "m.pt", "--max-body-mb", "inf"], "--max-body-mb must be a finite number, got inf"),
+        (["serve", "m.pt", "--max-body-mb", "1e-9"], "--max-body-mb must allow at least one byte, got 1e-09"),
+        (["serve", "m.pt", "--request-timeout", "nan"], "--request-timeout must be a finite number, got nan"),
+        (["train", "DATA", "--lr", "nan"], "--lr must be a finite number, got nan"),
         (["generate", "r", "--count", "1", "--size", "100000x100000"], "--size must be from 16x16 to 4096"),
         (["generate", "r", "--count", "1", "--charset", ""], "--charset is empty"),
         (["label", "DATA", "--charset", ""], "--charset is empty"),
@@ -311,6 +322,16 @@ def test_outputs_that_cannot_be_written_are_one_line_before_any_work(
     assert (tmp_path / "afile").read_text() == "keep me" and (
         tmp_path / "old.png"
     ).read_text() == "keep me too"
+
+
+def test_an_evaluation_that_fails_makes_no_report_folder(tmp_path, capsys, trained_run):
+    (tmp_path / "empty").mkdir()
+    report = tmp_path / "new" / "report"
+    code, err = run_cli(
+        capsys, "evaluate", str(trained_run / "model.pt"), str(tmp_path / "empty"), "--report", str(report)
+    )
+    assert code == 2 and "empty" in one_line_error(err)
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize("command", ["serve", "label"])

@@ -152,6 +152,13 @@ def test_a_labels_file_listing_an_image_twice_is_refused_not_rewritten(folder):
     with pytest.raises(CaptchaCrnnError, match=f"row 2: {name} is listed again, as '9999'"):
         LabelStore(folder / "labels.csv", folder).open()
     assert (folder / "labels.csv").read_text() == text
+    assert not (folder / ".labels.csv.lock").exists()  # a start that fails leaves nothing behind
+
+
+def test_labels_in_a_file_that_is_no_folder_are_one_line(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(CaptchaCrnnError, match="afile: not a folder"):
+        LabelStore(tmp_path / "afile" / "labels.csv", tmp_path).open()
 
 
 def test_rows_for_missing_files_are_kept_and_reported(folder):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -157,7 +158,8 @@ def check_numbers(
     at_least_0: Sequence[str] = (),
     positive: Sequence[str] = (),
 ) -> None:
-    """A one-line error for the first numeric option (by its dest name) out of range; None is unset."""
+    """A one-line error for the first numeric option (by its dest name) out of range or not finite (argparse
+    reads `inf` and `nan` as floats); None is unset."""
     for names, fits, wanted in (
         (at_least_1, lambda v: v >= 1, "at least 1"),
         (at_least_0, lambda v: v >= 0, "0 or more"),
@@ -165,8 +167,13 @@ def check_numbers(
     ):
         for name in names:
             value = getattr(args, name)
-            if value is not None and not fits(value):
-                raise CaptchaCrnnError(f"--{name.replace('_', '-')} must be {wanted}, got {value}")
+            if value is None:
+                continue
+            option = f"--{name.replace('_', '-')}"
+            if not math.isfinite(value):
+                raise CaptchaCrnnError(f"{option} must be a finite number, got {value}")
+            if not fits(value):
+                raise CaptchaCrnnError(f"{option} must be {wanted}, got {value}")
 
 
 def print_metrics(metrics: dict, title: str) -> None:

@@ -55,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
     check_numbers(args, at_least_1=("batch_size",))
     if args.report:
         from captcha_crnn.files import check_apart
-        from captcha_crnn.reporting.report import prepare_report_dir
+        from captcha_crnn.reporting.report import check_report_dir
 
         check_apart(args.report, args.data, args.recursive, "--report")
-        prepare_report_dir(args.report)  # fail before the work, not after
+        check_report_dir(args.report)  # fail before the work, not after
     recognizer, _ = load_recognizer(args)  # its options checked before the folder is read
     items = collect(args.data, args.labels, args.label_pattern, args.recursive)
     result = evaluate(

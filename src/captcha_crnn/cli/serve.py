@@ -100,7 +100,10 @@ def run(args: argparse.Namespace) -> int:
     from captcha_crnn.serving.settings import ServeSettings
     from captcha_crnn.serving.threads import threads_per_worker
 
-    check_numbers(args, at_least_1=("max_pixels",), positive=("max_body_mb",))
+    check_numbers(args, at_least_1=("max_pixels",), positive=("max_body_mb", "request_timeout"))
+    max_body_bytes = int(args.max_body_mb * 1024 * 1024)
+    if max_body_bytes < 1:
+        raise CaptchaCrnnError(f"--max-body-mb must allow at least one byte, got {args.max_body_mb}")
     check_address(args.host, args.port)
     sources = model_sources(args.models, args.name)
     # a bad MODEL is one clear line here, not a traceback in each worker
@@ -111,12 +114,10 @@ def run(args: argparse.Namespace) -> int:
     for option, value in counts.items():
         if value < 1:
             raise CaptchaCrnnError(f"{option} must be at least 1, got {value}")
-    if args.request_timeout <= 0:
-        raise CaptchaCrnnError(f"--request-timeout must be positive, got {args.request_timeout}")
     settings = ServeSettings(
         models=tuple(sources),
         limits=ServeLimits(
-            max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+            max_body_bytes=max_body_bytes,
             max_pixels=args.max_pixels,
             max_queue=args.max_queue,
             request_timeout=args.request_timeout,

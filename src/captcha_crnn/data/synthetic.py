@@ -335,7 +335,8 @@ def generate(out: Path, count: int, style: Style | None = None, seed: int = 0, f
 
 def _check_out(out: Path, force: bool) -> list[str]:
     """The images and labels files already in `out`; an error for a file, or for any of them without
-    `force` (and for a labels.csv even with it)."""
+    `force` (and for a labels file even with it: a labels.csv would be replaced, and beside a labels.tsv
+    the new labels.csv would be read first, the user's labels then unused)."""
     from captcha_crnn.data.images import IMAGE_SUFFIXES
     from captcha_crnn.data.labels import DEFAULT_LABEL_FILES
 
@@ -353,9 +354,10 @@ def _check_out(out: Path, force: bool) -> list[str]:
         )
     except OSError as exc:
         raise CaptchaCrnnError(f"{where}: cannot read ({one_line(exc.strerror or exc, 200)})") from None
-    if force and "labels.csv" in present:
+    labels = [name for name in present if name in DEFAULT_LABEL_FILES]
+    if force and labels:
         raise CaptchaCrnnError(
-            f"{where}: already has a labels.csv, which --force never replaces; choose a new folder"
+            f"{where}: already has a {labels[0]}, which --force never replaces or hides; choose a new folder"
         )
     if present and not force:
         raise CaptchaCrnnError(

@@ -47,9 +47,15 @@ class LabelStore:
 
     def open(self) -> LabelStore:
         """Take the folder's lock file (a second workbench on the same labels is refused) and read."""
-        self._claim()
-        if self.path.exists():
-            self.rows, self.delimiter = read_rows(self.path, self.root)
+        created = self._claim()
+        try:
+            if self.path.exists():
+                self.rows, self.delimiter = read_rows(self.path, self.root)
+        except CaptchaCrnnError:  # a start that fails leaves nothing behind
+            self.close()
+            if created:
+                self._lock_path.unlink(missing_ok=True)
+            raise
         return self
 
     def close(self) -> None:
@@ -73,12 +79,20 @@ class LabelStore:
             writer.writerow((rel, row.label, row.status, row.suggestion))
         atomic_write_text(self.path, buf.getvalue())
 
-    def _claim(self) -> None:
-        lock = self.path.with_name(f".{self.path.name}.lock")
+    @property
+    def _lock_path(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.lock")
+
+    def _claim(self) -> bool:
+        """Hold the lock file; whether this created it."""
+        lock = self._lock_path
+        if not self.path.parent.is_dir():
+            raise CaptchaCrnnError(f"{one_line(self.path.parent)}: not a folder, so it cannot hold the labels")
         try:
             import fcntl
         except ImportError:  # Windows: one tab's writes are still serialised within the process
-            return
+            return False
+        created = not lock.exists()
         try:
             holder = open(lock, "a")  # noqa: SIM115 - held open for the workbench's lifetime
         except OSError as exc:
@@ -92,6 +106,7 @@ class LabelStore:
                 "use its page, or stop it first"
             ) from None
         self._holder = holder
+        return created
 
 
 def read_rows(path: Path, root: Path) -> tuple[dict[str, Row], str]:

@@ -27,8 +27,9 @@ GRID_CELLS = 48  # wrong images first, then right ones, up to this many
 TOP_CONFUSIONS = 20
 
 
-def prepare_report_dir(out: Path) -> Path:
-    """A new or empty-of-reports folder: an earlier report is never overwritten."""
+def check_report_dir(out: Path) -> Path:
+    """`out` may take a report: a new folder or one without a report (an earlier one is never
+    overwritten). Nothing is created: write_report makes the folder once the evaluation has succeeded."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CaptchaCrnnError(f"{out}: exists and is not a folder")
@@ -36,7 +37,6 @@ def prepare_report_dir(out: Path) -> Path:
     if clash:
         raise CaptchaCrnnError(f"{out}: already holds a report ({', '.join(clash)}); choose another folder")
     check_writable_folder(out)
-    out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -73,7 +73,8 @@ def _png_tag(path: Path, alt: str) -> str:
 
 
 def write_report(evaluation: Evaluation, out: Path, model: str, data: str) -> Path:
-    """Write every report file into `out` (prepared with prepare_report_dir) and return report.html."""
+    """Write every report file into `out` (checked with check_report_dir) and return report.html."""
+    out.mkdir(parents=True, exist_ok=True)
     pairs = [(str(r["label"]), str(r["prediction"])) for r in evaluation.records]
     confused = confusions(pairs).most_common()
     chars = per_char_accuracy(pairs)
