@@ -300,6 +300,7 @@ def test_a_run_folder_given_as_model_names_its_model(tmp_path, capsys, trained_r
         (["train", "DATA", "--out", "DATA/run", "--recursive"], "--out is among the images of"),
         (["evaluate", "MODEL", "DATA", "--report", "DATA"], "--report is among the images of"),
         (["preview", "DATA", "--out", "old"], "old.png: already exists"),  # matplotlib would add .png
+        (["preview", "DATA", "--out", "adir"], "adir: is a folder; --out is the picture's file name"),
     ],
 )
 def test_outputs_that_cannot_be_written_are_one_line_before_any_work(
@@ -307,10 +308,11 @@ def test_outputs_that_cannot_be_written_are_one_line_before_any_work(
 ):
     (tmp_path / "afile").write_text("keep me")
     (tmp_path / "old.png").write_text("keep me too")
+    (tmp_path / "adir").mkdir()
     data = tmp_path / "data"
     shutil.copytree(captcha_dir, data)
     paths = {"DATA": str(data), "DATA/run": str(data / "run"), "MODEL": str(trained_run / "model.pt")}
-    ours = ("afile", "old", "grid.txt")  # output paths, made in tmp_path
+    ours = ("afile", "old", "adir", "grid.txt")  # output paths, made in tmp_path
 
     def where(arg: str) -> str:
         return paths.get(arg) or (str(tmp_path / arg) if arg.split("/")[0] in ours else arg)
@@ -322,6 +324,7 @@ def test_outputs_that_cannot_be_written_are_one_line_before_any_work(
     assert (tmp_path / "afile").read_text() == "keep me" and (
         tmp_path / "old.png"
     ).read_text() == "keep me too"
+    assert not (tmp_path / "adir.png").exists() and not any((tmp_path / "adir").iterdir())
 
 
 def test_an_evaluation_that_fails_makes_no_report_folder(tmp_path, capsys, trained_run):

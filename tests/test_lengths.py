@@ -90,7 +90,7 @@ def test_recognizer_keeps_to_the_recorded_lengths_unless_told_otherwise():
     assert rec.predict(image, length=3).text == "112"
     assert rec.predict([image], length="2-3")[0].text == "112"
     assert recognizer({"label_lengths": "2-2"}).predict(image).text == "12"  # as ONNX metadata holds it
-    for bad in ("0", "3-2", "four", (5, 1)):
+    for bad in ("0", "3-2", "2-", "-3", "four", (5, 1)):
         with pytest.raises(CaptchaCrnnError, match="--length must be N or N-M"):
             rec.predict(image, length=bad)
 

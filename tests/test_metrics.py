@@ -45,6 +45,12 @@ def test_evaluate_scores_a_known_model_exactly(tmp_path):
     assert result.errors[0]["confidence"] > 0.99
     assert result.loss > 1.0  # the wrong image's true path is very unlikely
 
+    short = tmp_path / "short"  # "1" read as "7041": a CER of 3, which leaves no character right, not -200%
+    short.mkdir()
+    Image.new("L", (100, 40), 255).save(short / "1.png")
+    result = evaluate(rec, collect(short))
+    assert result.cer == pytest.approx(3.0) and result.char_accuracy == 0.0
+
 
 @pytest.mark.parametrize("target", [[1, 2, 3], [2, 2, 1], [3], [], [1, 1, 1, 1]])
 def test_numpy_ctc_loss_matches_torch(target):

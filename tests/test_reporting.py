@@ -99,3 +99,18 @@ def test_prediction_grid_any_size(tmp_path, n):
 
     tiles = [Tile(np.full((40, 100, 3), 200, dtype=np.uint8), f"{i:04d}", wrong=i % 7 == 0) for i in range(n)]
     assert_png(image_grid(tiles, tmp_path / "g.png", "title"))
+
+
+def test_characters_the_font_lacks_are_one_warning_line(tmp_path, caplog):
+    import warnings
+
+    import numpy as np
+
+    from captcha_crnn.reporting.plots import Tile, image_grid
+
+    tiles = [Tile(np.full((40, 100, 3), 200, dtype=np.uint8), caption) for caption in ("名字", "ab名")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's own warning would raise here
+        assert_png(image_grid(tiles, tmp_path / "g.png", "title"), min_side=100)
+    lines = [r.getMessage() for r in caplog.records if "no glyph" in r.getMessage()]
+    assert lines == [f"{tmp_path / 'g.png'}: 2 character(s) have no glyph in the plot's font and show as boxes"]

@@ -38,6 +38,8 @@ def add(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from captcha_crnn.data.labels import collect
 
+    if args.out.is_dir():
+        raise CaptchaCrnnError(f"{args.out}: is a folder; --out is the picture's file name")
     out = args.out if args.out.suffix else args.out.with_suffix(".png")  # the file matplotlib writes
     if out.suffix.lower() not in PICTURE_FORMATS:
         raise CaptchaCrnnError(f"{out}: --out must end in {', '.join(PICTURE_FORMATS)}")

@@ -110,10 +110,10 @@ def evaluate(
     for item in items:
         missing = tok.unknown_chars(item.label)
         if missing:
-            whose = "--charset" if charset is not None else "model charset"
+            whose = "the model does not know" if charset is None else "--charset leaves out"
             raise LabelError(
-                f"{item.path}: label {item.label!r} has characters the model does not know: {missing!r} "
-                f"({whose} {tok.charset!r})"
+                f"{item.path}: label {item.label!r} has characters {whose}: {missing!r} "
+                f"({'--charset' if charset is not None else 'model charset'} {tok.charset!r})"
             )
     truths = _true_answers(items, solve) if solve is not None else {}
     scored = (
@@ -151,7 +151,7 @@ def evaluate(
         count=len(records),
         sequence_accuracy=1.0 - len(errors) / len(records),
         cer=cer,
-        char_accuracy=1.0 - cer,
+        char_accuracy=max(0.0, 1.0 - cer),  # a CER over 1 (readings longer than labels) reads as none right
         loss=float(np.mean(losses)),
         errors=errors,
         records=records,

@@ -24,8 +24,8 @@ def recorded_lengths(value: Any) -> Lengths | None:
         if isinstance(value, int):
             return value, value
         if isinstance(value, str):
-            low, _, high = value.strip().partition("-")
-            return int(low), int(high or low)
+            low, dash, high = value.strip().partition("-")
+            return int(low), int(high if dash else low)  # "4-" is no range: int("") refuses it
         if isinstance(value, (list, tuple)) and len(value) == 2:
             return int(value[0]), int(value[1])
     except (ValueError, TypeError):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import textwrap
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ import numpy as np
 from captcha_crnn.reporting.analysis import CharAccuracy, show_char
 
 RED, GREEN, GREY = "#d62728", "#2a7d2a", "#444444"
+log = logging.getLogger("captcha_crnn")
 
 
 @dataclass
@@ -56,8 +59,7 @@ def image_grid(tiles: Sequence[Tile], path: Path, title: str, columns: int | Non
                 spine.set_color(RED)
                 spine.set_linewidth(3)
     fig.suptitle(title, fontsize=12)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    _save(fig, path, tight=True)
     plt.close(fig)
     return path
 
@@ -89,7 +91,7 @@ def training_curves(metrics_csv: Path, path: Path) -> Path:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.15, top=0.9, wspace=0.25)  # tight_layout: +40% time
-    fig.savefig(path, dpi=90)
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -121,8 +123,7 @@ def bar_chart(
         ax.text(value + top * 0.01, y, note, va="center", fontsize=8, color=GREY)
     if not labels:
         ax.text(0.5, 0.5, "none", transform=ax.transAxes, ha="center", va="center", color=GREY)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    _save(fig, path, tight=True)
     plt.close(fig)
     return path
 
@@ -142,3 +143,22 @@ def char_accuracy_chart(stats: Sequence[CharAccuracy], path: Path) -> Path:
     notes = [f"{s.accuracy:.1%} right" for s in stats]
     title = "per-character accuracy: share misread (occurrences)"
     return bar_chart(labels, misread, path, title, "% misread", notes)
+
+
+def _save(fig: plt.Figure, path: Path, tight: bool = False) -> None:
+    """Lay out (`tight`) and write the figure. A caption's character that the font lacks (a label in
+    another script) is drawn as a box: one warning line for the figure, not matplotlib's warnings with
+    their source lines."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if tight:
+            fig.tight_layout()
+        fig.savefig(path, dpi=90)
+    missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
+    if missing:
+        log.warning(
+            "%s: %d character(s) have no glyph in the plot's font and show as boxes", path, len(missing)
+        )
+    for w in caught:
+        if "missing from font" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
