@@ -113,4 +113,6 @@ def test_characters_the_font_lacks_are_one_warning_line(tmp_path, caplog):
         warnings.simplefilter("error")  # matplotlib's own warning would raise here
         assert_png(image_grid(tiles, tmp_path / "g.png", "title"), min_side=100)
     lines = [r.getMessage() for r in caplog.records if "no glyph" in r.getMessage()]
-    assert lines == [f"{tmp_path / 'g.png'}: 2 character(s) have no glyph in the plot's font and show as boxes"]
+    assert lines == [
+        f"{tmp_path / 'g.png'}: 2 character(s) have no glyph in the plot's font and show as boxes"
+    ]

@@ -87,7 +87,9 @@ class LabelStore:
         """Hold the lock file; whether this created it."""
         lock = self._lock_path
         if not self.path.parent.is_dir():
-            raise CaptchaCrnnError(f"{one_line(self.path.parent)}: not a folder, so it cannot hold the labels")
+            raise CaptchaCrnnError(
+                f"{one_line(self.path.parent)}: not a folder, so it cannot hold the labels"
+            )
         try:
             import fcntl
         except ImportError:  # Windows: one tab's writes are still serialised within the process
