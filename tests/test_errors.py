@@ -1,6 +1,7 @@
 """Bad input: one clear line naming the file and the problem, a non-zero exit, never a traceback."""
 
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -207,6 +208,31 @@ def test_accelerator_that_is_not_here_is_one_line(tmp_path, capsys):
     )
     line = one_line_error(err)
     assert code == 2 and "--accelerator gpu" in line and "no CUDA GPU" in line
+
+
+def test_a_damaged_model_file_says_what_is_wrong_with_it(tmp_path, trained_run):
+    import torch
+
+    from captcha_crnn.errors import ModelFileError
+    from captcha_crnn.model.io import load_model
+
+    good = trained_run / "model.pt"
+    raw = torch.load(good, weights_only=True)
+    (tmp_path / "cut.pt").write_bytes(good.read_bytes()[:1000])
+    no_policy = {k: v for k, v in raw.items() if k != "input_policy"}
+    torch.save(no_policy, tmp_path / "no-policy.pt")
+    weights = dict(raw["state_dict"])
+    weights.pop(next(iter(weights)))
+    torch.save({**raw, "state_dict": weights}, tmp_path / "no-weight.pt")
+    (tmp_path / "m.onnx").write_bytes(b"\x08\x07")  # what an ONNX file starts with
+    for name, problem in [
+        ("cut.pt", "a torch file cut short or damaged"),
+        ("no-policy.pt", "no 'input_policy' field"),
+        ("no-weight.pt", "Missing key(s) in state_dict"),
+        ("m.onnx", "an ONNX model: this reads a model.pt or a training checkpoint"),
+    ]:
+        with pytest.raises(ModelFileError, match=re.escape(problem)):
+            load_model(tmp_path / name)
 
 
 def test_checkpoints_that_are_not_ours_are_one_line(tmp_path, capsys, trained_run, captcha_dir):

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from captcha_crnn.data.images import InputPolicy
-from captcha_crnn.errors import ModelFileError
+from captcha_crnn.errors import ModelFileError, one_line
 from captcha_crnn.files import atomic_write, check_model_path
 from captcha_crnn.model.crnn import CRNN, CRNNConfig
 
@@ -60,7 +60,7 @@ def load_model(path: str | Path) -> ModelBundle:
             warnings.simplefilter("ignore")
             raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # torch.load on arbitrary bytes raises many types (KeyError, UnpicklingError...)
-        raise ModelFileError(f"{path}: not a captcha-crnn model file (not a torch weights file)") from None
+        raise ModelFileError(f"{path}: not a captcha-crnn model file ({_not_torch(path)})") from None
     if not isinstance(raw, dict):
         raise ModelFileError(f"{path}: not a captcha-crnn model file")
     if raw.get("format") == FORMAT:
@@ -96,8 +96,35 @@ def load_model(path: str | Path) -> ModelBundle:
                 f"{model.config.in_channels} at height {model.config.height}"
             )
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(
-            f"{path}: damaged captcha-crnn model file ({str(exc).splitlines()[0][:160]})"
-        ) from None
+        raise ModelFileError(f"{path}: damaged captcha-crnn model file ({_damage(exc)})") from None
     model.eval()
     return ModelBundle(model, charset, policy, dict(fields.get("meta", {})))
+
+
+def _not_torch(path: Path) -> str:
+    """Why torch could not read the file, from its first bytes: an ONNX model (which export and training
+    do not take), a torch file cut short or damaged, or something else."""
+    try:
+        with Path(path).open("rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        head = b""
+    if Path(path).suffix.lower() == ".onnx":
+        return "an ONNX model: this reads a model.pt or a training checkpoint (.ckpt)"
+    if head == b"PK\x03\x04":  # torch's zip format
+        return "a torch file cut short or damaged"
+    return "not a torch weights file"
+
+
+def _damage(exc: Exception) -> str:
+    """One line on what a model file lacks or holds wrong: a missing field by name, or the first lines of
+    torch's account of the weights that do not fit (its first line alone says nothing)."""
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r} field"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = (
+        " ".join(lines[:2])
+        if lines and lines[0].endswith(":")
+        else (lines[0] if lines else type(exc).__name__)
+    )
+    return one_line(detail, 200)
