@@ -61,3 +61,16 @@ def test_streamed_evaluation_equals_scoring_all_at_once(trained_run, captcha_dir
     ]
     assert all(abs(a["confidence"] - b["confidence"]) < 1e-4 for a, b in zip(streamed.records, whole.records))
     assert abs(streamed.loss - whole.loss) < 1e-5
+
+
+def test_an_image_reads_the_same_alone_as_beside_wider_ones():
+    import numpy as np
+
+    rec = Recognizer.load("general")  # its input keeps each image's width: widths differ in a batch
+    rng = np.random.default_rng(0)
+    narrow, wide = (rng.integers(0, 256, (48, w, 3), dtype=np.uint8) for w in (96, 320))
+    alone = rec.log_probs([narrow])[0]
+    beside = rec.log_probs([wide, narrow, wide])
+    assert beside[1].shape == alone.shape
+    np.testing.assert_allclose(beside[1], alone, atol=1e-5)
+    np.testing.assert_allclose(beside[0], beside[2], atol=1e-5)

@@ -82,16 +82,21 @@ class Recognizer:
     def log_probs(self, pixels: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per-image (frames, classes) log-probabilities for preprocessed images, in input order.
 
-        Images are batched by width so that variable-width inputs carry as little padding as possible.
+        An image is batched only with images of its own width: padding would change its reading (the
+        network standardises each image over its whole width, and the recurrent layer reads the padded
+        frames), so an image reads the same alone as among others. A site's captchas share one size, so
+        they still go through in full batches.
         """
-        order = sorted(range(len(pixels)), key=lambda i: pixels[i].shape[1])
+        width = lambda i: pixels[i].shape[1]  # noqa: E731
         out: list[np.ndarray] = [np.empty(0)] * len(pixels)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            images, lengths = stack_batch([pixels[i] for i in chunk], self.policy)
-            scores = self.backend(images)
-            for row, i in enumerate(chunk):
-                out[i] = scores[row, : lengths[row]]
+        for _, same_width in itertools.groupby(sorted(range(len(pixels)), key=width), key=width):
+            group = list(same_width)
+            for start in range(0, len(group), self.batch_size):
+                chunk = group[start : start + self.batch_size]
+                images, lengths = stack_batch([pixels[i] for i in chunk], self.policy)
+                scores = self.backend(images)
+                for row, i in enumerate(chunk):
+                    out[i] = scores[row, : lengths[row]]
         return out
 
     def preprocess_many(self, sources: Sequence[ImageSource]) -> list[np.ndarray | ImageError]:
