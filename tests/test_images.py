@@ -114,6 +114,18 @@ def test_bad_files_name_the_file(tmp_path, content, problem):
         open_image(path)
 
 
+def test_a_png_with_a_damaged_header_is_corrupt_not_of_another_format():
+    from captcha_crnn.errors import CorruptImageError
+
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 10), "white").save(buf, "PNG")
+    damaged = bytearray(buf.getvalue())
+    damaged[29] ^= 0xFF  # the header chunk's checksum: Pillow then cannot identify the file at all
+    for data in (bytes(damaged), buf.getvalue()[:8]):
+        with pytest.raises(CorruptImageError, match=r"x\.png: corrupt PNG image"):
+            open_image(data, "x.png")
+
+
 def test_missing_file_and_folder(tmp_path):
     with pytest.raises(ImageError, match="no such file"):
         open_image(tmp_path / "nope.png")

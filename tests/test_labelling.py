@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from captcha_crnn import Recognizer
-from captcha_crnn.errors import CaptchaCrnnError
+from captcha_crnn.errors import CaptchaCrnnError, LabelError
 from captcha_crnn.labelling.app import create_label_app
 from captcha_crnn.labelling.retrain import Retrainer
 from captcha_crnn.labelling.store import LabelStore, read_rows
@@ -111,6 +111,16 @@ def test_bad_input_is_refused_with_the_reason(folder):
         for missing in ("nope.png", "../labels.csv", "zz-broken.png/.."):
             assert client.post("/api/label", json={"file": missing, "label": "1234"}).status_code == 404
             assert client.get("/api/image", params={"file": missing}).status_code == 404
+        malformed = {  # FastAPI's own refusals, as the one line every other error is
+            b'{"file": "%s", "label": "ab\\ud80012"}' % file.encode(): "label: ",  # a lone surrogate
+            b"": "body: ",
+            b"not json": "body: ",
+        }
+        for body, start in malformed.items():
+            r = client.post("/api/label", content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 422 and r.json()["detail"].startswith(start), (body, r.text)
+        as_text = client.post("/api/label", content=b"{}", headers={"content-type": "text/plain"})
+        assert as_text.status_code == 422 and "Content-Type: application/json" in as_text.json()["detail"]
         assert not (folder / "labels.csv").exists()  # nothing refused was written
         # the unreadable file, once met, is listed and never offered
         assert client.get("/api/item", params={"file": "zz-broken.png"}).status_code == 200
@@ -305,6 +315,10 @@ def test_any_character_may_be_labelled_without_a_charset(folder, trained_run):
     bench = open_bench(folder, model=trained_run / "model.pt", order="name")  # a digit model
     file = bench.next()["file"]
     assert bench.label(file, "12+3=").label == "12+3="  # characters the model cannot read yet
+    for invisible in ("55\x00a", "he\u200bl\u202elo", "ab\n12"):  # no glyph: refused even so
+        with pytest.raises(LabelError, match="spaces or invisible characters"):
+            bench.label(file, invisible)
+    assert bench.store.rows[file].label == "12+3="
     finish(bench)
     charset_bench = open_bench(folder, model=trained_run / "model.pt", order="name", charset="0123456789+=")
     other = charset_bench.next()

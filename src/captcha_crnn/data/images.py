@@ -139,6 +139,9 @@ def _decode(stream: Any, name: str, max_pixels: int, formats: tuple[str, ...] | 
     except ImageError:
         raise
     except UnidentifiedImageError:
+        signed = _signed_as(stream)
+        if signed is not None and signed in allowed:  # Pillow gives up on a damaged header the same way
+            raise CorruptImageError(f"{name}: corrupt {signed} image (its header cannot be read)") from None
         what = "not an image file (unrecognised format)"
         if formats is not None:
             what = f"not an image in a supported format ({', '.join(f.lower() for f in formats)})"
@@ -157,6 +160,31 @@ def _decode(stream: Any, name: str, max_pixels: int, formats: tuple[str, ...] | 
     except Exception as exc:  # damaged data makes Pillow's decoders raise many types (OSError, SyntaxError,
         # ValueError, struct.error, EOFError, OverflowError, IndexError, ...): all mean the same to the user
         raise CorruptImageError(f"{name}: corrupt or truncated image ({_reason(exc)})") from None
+
+
+# The first bytes of the common formats: a file that starts so but that Pillow cannot identify is damaged,
+# not of another format.
+SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def _signed_as(stream: Any) -> str | None:
+    """The format whose signature `stream` starts with, if any (WebP: RIFF....WEBP)."""
+    try:
+        stream.seek(0)
+        head = stream.read(12)
+    except (OSError, ValueError):
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for sig, fmt in SIGNATURES.items() if head.startswith(sig)), None)
 
 
 @functools.cache

@@ -27,6 +27,7 @@ from captcha_crnn.errors import CaptchaCrnnError, ImageError, LabelError, one_li
 from captcha_crnn.labelling.page import PAGE
 from captcha_crnn.labelling.retrain import Retrainer
 from captcha_crnn.labelling.workbench import Workbench
+from captcha_crnn.serving.json_errors import add_json_error_handlers, detail_response
 
 log = logging.getLogger("captcha_crnn")
 
@@ -70,7 +71,7 @@ class Saved(BaseModel):
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status)
+    return detail_response(status, message)
 
 
 def create_label_app(
@@ -82,6 +83,7 @@ def create_label_app(
 ) -> FastAPI:
     """`model`: what the suggestions come from ("general", a file, None); retraining starts from it."""
     app = FastAPI(title="captcha-crnn label", docs_url="/docs", redoc_url=None)
+    add_json_error_handlers(app)
     current = {"model": model, "since_retrain": 0}
 
     def missing(rel: str) -> JSONResponse:

@@ -235,12 +235,15 @@ class Workbench:
         text = text.strip()
         if not text:
             raise LabelError("the label is empty; type the text, or mark the image as unreadable")
-        bad = "".join(
-            dict.fromkeys(ch for ch in text if ch.isspace() or (self.charset and ch not in self.charset))
-        )
+        unseen = "".join(dict.fromkeys(ch for ch in text if ch.isspace() or not ch.isprintable()))
+        if unseen:  # a space, a NUL, a zero-width or direction mark: no captcha glyph, and no training label
+            raise LabelError(f"the label {text!r} has spaces or invisible characters: {unseen!r}")
+        bad = "".join(dict.fromkeys(ch for ch in text if self.charset and ch not in self.charset))
         if bad:
-            allowed = f" (the charset in use is {self.charset!r})" if self.charset else ""
-            raise LabelError(f"the label {text!r} has characters outside the charset: {bad!r}{allowed}")
+            raise LabelError(
+                f"the label {text!r} has characters outside the charset: {bad!r} "
+                f"(the charset in use is {self.charset!r})"
+            )
         suggestion = self.suggestion(rel).text if shown is None else shown
         return self._save(rel, Row(text, LABELLED, suggestion or ""))
 

@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.formparsers import MultiPartParser
 
@@ -31,6 +30,7 @@ from captcha_crnn.arithmetic import check_solver
 from captcha_crnn.inference.recognizer import Recognizer
 from captcha_crnn.serving import routes
 from captcha_crnn.serving.batcher import ApiError, MicroBatcher, Model
+from captcha_crnn.serving.json_errors import add_json_error_handlers, detail_response
 from captcha_crnn.serving.limits import ServeLimits
 from captcha_crnn.serving.middleware import BodyLimitMiddleware
 from captcha_crnn.serving.models import ModelSet, ServedModel, model_file, signature
@@ -117,18 +117,9 @@ def create_models_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=exc.headers)
+        return detail_response(exc.status, exc.message, exc.headers)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        """FastAPI's list of problems, as the one line every other error is."""
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
-        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
+    add_json_error_handlers(app)
 
     app.include_router(routes.info)
     app.include_router(routes.recognize_routes(routes.default_model, ERRORS, "the first model"), prefix="/v1")
