@@ -115,7 +115,7 @@ def test_bad_files_name_the_file(tmp_path, content, problem):
 
 
 def test_a_png_with_a_damaged_header_is_corrupt_not_of_another_format():
-    from captcha_crnn.errors import CorruptImageError
+    from captcha_crnn.errors import CorruptImageError, UnsupportedImageError
 
     buf = io.BytesIO()
     Image.new("RGB", (20, 10), "white").save(buf, "PNG")
@@ -124,6 +124,8 @@ def test_a_png_with_a_damaged_header_is_corrupt_not_of_another_format():
     for data in (bytes(damaged), buf.getvalue()[:8]):
         with pytest.raises(CorruptImageError, match=r"x\.png: corrupt PNG image"):
             open_image(data, "x.png")
+    with pytest.raises(UnsupportedImageError, match="not an image"):  # not every header is a signature
+        open_image(b"GIF of my cat", "x.png")
 
 
 def test_missing_file_and_folder(tmp_path):

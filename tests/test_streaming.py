@@ -74,3 +74,9 @@ def test_an_image_reads_the_same_alone_as_beside_wider_ones():
     assert beside[1].shape == alone.shape
     np.testing.assert_allclose(beside[1], alone, atol=1e-5)
     np.testing.assert_allclose(beside[0], beside[2], atol=1e-5)
+
+    calls = []  # images of near widths still go through together
+    backend = rec.backend
+    rec.backend = lambda batch: calls.append(batch.shape) or backend(batch)
+    rec.log_probs([rng.integers(0, 256, (48, w, 3), dtype=np.uint8) for w in range(100, 128, 4)])
+    assert calls == [(7, 3, 48, 128)]

@@ -170,7 +170,7 @@ def check_numbers(
             if value is None:
                 continue
             option = f"--{name.replace('_', '-')}"
-            if not math.isfinite(value):
+            if isinstance(value, float) and not math.isfinite(value):  # an int of any size is finite
                 raise CaptchaCrnnError(f"{option} must be a finite number, got {value}")
             if not fits(value):
                 raise CaptchaCrnnError(f"{option} must be {wanted}, got {value}")

@@ -169,7 +169,6 @@ SIGNATURES = {
     b"\xff\xd8\xff": "JPEG",
     b"GIF87a": "GIF",
     b"GIF89a": "GIF",
-    b"BM": "BMP",
     b"II*\x00": "TIFF",
     b"MM\x00*": "TIFF",
 }
@@ -526,13 +525,15 @@ def load_for_model(
     return policy.resize(to_grayscale(img) if policy.channels == 1 else to_pixels(img))
 
 
-def stack_batch(pixels: Sequence[np.ndarray], policy: InputPolicy) -> tuple[np.ndarray, np.ndarray]:
+def stack_batch(
+    pixels: Sequence[np.ndarray], policy: InputPolicy, width: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(H, w_i[, 3]) uint8 images -> (B, C, H, W) float32 in [0, 1] plus each image's frame count.
 
-    Narrower images are padded on the right by repeating their last column, which continues the
-    background whatever its colour.
+    Images narrower than `width` (default: the widest) are padded on the right by repeating their last
+    column, which continues the background whatever its colour.
     """
-    width = max(p.shape[1] for p in pixels)
+    width = max(width or 0, *(p.shape[1] for p in pixels))
     stacked = np.empty((len(pixels), pixels[0].shape[0], width, *pixels[0].shape[2:]), dtype=np.uint8)
     for row, p in zip(stacked, pixels):
         w = p.shape[1]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from captcha_crnn.data.seeded import seeded_captcha
+from captcha_crnn.data.tokenizer import int_range
 from captcha_crnn.errors import CaptchaCrnnError, one_line
 from captcha_crnn.files import check_writable_folder
 
@@ -261,8 +262,7 @@ def arithmetic_look(transparent: bool = False) -> Look:
 def parse_range(text: str, what: str) -> tuple[int, int]:
     """'4' -> (4, 4); '4-6' -> (4, 6)."""
     try:
-        lo, _, hi = text.partition("-")
-        low, high = int(lo), int(hi or lo)
+        low, high = int_range(text)
     except ValueError:
         raise CaptchaCrnnError(f"{what} must look like 4 or 4-6, got {text!r}") from None
     if not 0 <= low <= high:

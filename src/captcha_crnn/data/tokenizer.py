@@ -123,6 +123,13 @@ class Constraint:
 Lengths = tuple[int, int]  # the fewest and most characters a reading may have
 
 
+def int_range(text: str) -> Lengths:
+    """'4' -> (4, 4), '4-6' -> (4, 6); ValueError for anything else ('4-', '-6', 'x'). The one reading of
+    a range, for --length wherever it is given and for the lengths a model file records."""
+    low, dash, high = text.strip().partition("-")
+    return int(low), int(high if dash else low)  # int("") refuses a missing end
+
+
 def collapse(path: np.ndarray) -> list[int]:
     """A CTC path (one class per frame) -> class ids: repeats merged, then blanks dropped."""
     keep = np.ones(len(path), dtype=bool)

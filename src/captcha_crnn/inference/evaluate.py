@@ -110,10 +110,13 @@ def evaluate(
     for item in items:
         missing = tok.unknown_chars(item.label)
         if missing:
-            whose = "the model does not know" if charset is None else "--charset leaves out"
+            whose, which = (
+                ("the model does not know", "model charset")
+                if charset is None
+                else ("--charset leaves out", "--charset")
+            )
             raise LabelError(
-                f"{item.path}: label {item.label!r} has characters {whose}: {missing!r} "
-                f"({'--charset' if charset is not None else 'model charset'} {tok.charset!r})"
+                f"{item.path}: label {item.label!r} has characters {whose}: {missing!r} ({which} {tok.charset!r})"
             )
     truths = _true_answers(items, solve) if solve is not None else {}
     scored = (

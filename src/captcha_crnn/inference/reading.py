@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from captcha_crnn.arithmetic import answer
-from captcha_crnn.data.tokenizer import Constraint, CTCTokenizer, Lengths
+from captcha_crnn.data.tokenizer import Constraint, CTCTokenizer, Lengths, int_range
 
 Length = int | str | tuple[int, int] | None  # a reading's length: 4, "4-6", (4, 6), "any", None (the model's)
 
@@ -24,8 +24,7 @@ def recorded_lengths(value: Any) -> Lengths | None:
         if isinstance(value, int):
             return value, value
         if isinstance(value, str):
-            low, dash, high = value.strip().partition("-")
-            return int(low), int(high if dash else low)  # "4-" is no range: int("") refuses it
+            return int_range(value)
         if isinstance(value, (list, tuple)) and len(value) == 2:
             return int(value[0]), int(value[1])
     except (ValueError, TypeError):

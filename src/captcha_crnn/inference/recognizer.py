@@ -19,6 +19,9 @@ from captcha_crnn.inference.reading import Length, Prediction, Reading, recorded
 __all__ = ["Length", "Prediction", "Reading", "Recognizer", "recorded_lengths"]
 
 CHUNK = 512  # images decoded and run per step when streaming: memory stays flat whatever the folder's size
+# A variable-width input is padded to its width rounded up to this (8 frames), whatever else is in its batch:
+# a site's captchas cut to their text fall into a few such widths, so they still go through in full batches.
+PAD_TO = 32
 
 
 class Recognizer:
@@ -82,22 +85,26 @@ class Recognizer:
     def log_probs(self, pixels: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per-image (frames, classes) log-probabilities for preprocessed images, in input order.
 
-        An image is batched only with images of its own width: padding would change its reading (the
-        network standardises each image over its whole width, and the recurrent layer reads the padded
-        frames), so an image reads the same alone as among others. A site's captchas share one size, so
-        they still go through in full batches.
+        Padding changes a reading (the network standardises each image over its whole width, and the
+        recurrent layer reads the padded frames), so an image is never padded for its neighbours' sake:
+        each is padded to its own width rounded up to PAD_TO pixels (none where the model reads one fixed
+        width), and batched with the images that round to the same. It reads the same alone as among others.
         """
-        width = lambda i: pixels[i].shape[1]  # noqa: E731
+        padded = [self._padded_width(p.shape[1]) for p in pixels]
         out: list[np.ndarray] = [np.empty(0)] * len(pixels)
-        for _, same_width in itertools.groupby(sorted(range(len(pixels)), key=width), key=width):
-            group = list(same_width)
+        order = sorted(range(len(pixels)), key=padded.__getitem__)
+        for width, same in itertools.groupby(order, key=padded.__getitem__):
+            group = list(same)
             for start in range(0, len(group), self.batch_size):
                 chunk = group[start : start + self.batch_size]
-                images, lengths = stack_batch([pixels[i] for i in chunk], self.policy)
+                images, lengths = stack_batch([pixels[i] for i in chunk], self.policy, width)
                 scores = self.backend(images)
                 for row, i in enumerate(chunk):
                     out[i] = scores[row, : lengths[row]]
         return out
+
+    def _padded_width(self, width: int) -> int:
+        return width if self.policy.fixed_width else -(-width // PAD_TO) * PAD_TO
 
     def preprocess_many(self, sources: Sequence[ImageSource]) -> list[np.ndarray | ImageError]:
         """Decode several images; an unreadable one gives its ImageError in its place. (In one thread:

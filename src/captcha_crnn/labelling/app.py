@@ -27,7 +27,7 @@ from captcha_crnn.errors import CaptchaCrnnError, ImageError, LabelError, one_li
 from captcha_crnn.labelling.page import PAGE
 from captcha_crnn.labelling.retrain import Retrainer
 from captcha_crnn.labelling.workbench import Workbench
-from captcha_crnn.serving.json_errors import add_json_error_handlers, detail_response
+from captcha_crnn.web_errors import add_json_error_handlers, detail_response
 
 log = logging.getLogger("captcha_crnn")
 
@@ -70,10 +70,6 @@ class Saved(BaseModel):
     accepted: bool
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return detail_response(status, message)
-
-
 def create_label_app(
     bench: Workbench,
     retrainer: Retrainer | None = None,
@@ -87,11 +83,13 @@ def create_label_app(
     current = {"model": model, "since_retrain": 0}
 
     def missing(rel: str) -> JSONResponse:
-        return _error(404, f"{rel!r} is not an image of the folder being labelled")
+        return detail_response(404, f"{rel!r} is not an image of the folder being labelled")
 
     def unwritable(exc: OSError) -> JSONResponse:
         reason = one_line(exc.strerror or exc)
-        return _error(500, f"{one_line(bench.store.path)}: cannot write ({reason}); the label is not saved")
+        return detail_response(
+            500, f"{one_line(bench.store.path)}: cannot write ({reason}); the label is not saved"
+        )
 
     def maybe_retrain() -> None:
         current["since_retrain"] += 1
@@ -132,7 +130,7 @@ def create_label_app(
     def next_image() -> Any:
         found = bench.next()
         if found is None:
-            return _error(404, "every image is labelled or marked unreadable")
+            return detail_response(404, "every image is labelled or marked unreadable")
         return found
 
     @app.get("/api/item")
@@ -158,13 +156,13 @@ def create_label_app(
     @app.post("/api/label", response_model=Saved)
     def label(body: LabelRequest) -> Any:
         if review:
-            return _error(403, "review mode is read-only; run without --review to change labels")
+            return detail_response(403, "review mode is read-only; run without --review to change labels")
         try:
             row = bench.label(body.file, body.label, body.suggestion)
         except KeyError:
             return missing(body.file)
         except LabelError as exc:
-            return _error(422, str(exc))
+            return detail_response(422, str(exc))
         except OSError as exc:
             return unwritable(exc)
         maybe_retrain()
@@ -173,7 +171,7 @@ def create_label_app(
     @app.post("/api/unreadable", response_model=Saved)
     def unreadable(body: FileRequest) -> Any:
         if review:
-            return _error(403, "review mode is read-only")
+            return detail_response(403, "review mode is read-only")
         try:
             row = bench.unreadable(body.file)
         except KeyError:
@@ -197,13 +195,13 @@ def create_label_app(
     @app.post("/api/retrain", status_code=202)
     def retrain(_: RetrainRequest) -> Any:  # a JSON body: a cross-site form cannot start a job
         if retrainer is None:
-            return _error(409, "retraining needs the train extra: pip install 'captcha-crnn[train]'")
+            return detail_response(409, "retraining needs the train extra: pip install 'captcha-crnn[train]'")
         try:
             job = retrainer.start(bench.labelled(), current["model"])
         except CaptchaCrnnError as exc:
-            return _error(409, str(exc))
+            return detail_response(409, str(exc))
         except OSError as exc:
-            return _error(500, f"cannot start a retrain: {exc}")
+            return detail_response(500, f"cannot start a retrain: {exc}")
         current["since_retrain"] = 0
         return job.to_dict()
 

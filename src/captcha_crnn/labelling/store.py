@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +53,9 @@ class LabelStore:
             if self.path.exists():
                 self.rows, self.delimiter = read_rows(self.path, self.root)
         except CaptchaCrnnError:  # a start that fails leaves nothing behind
-            self.close()
-            if created:
+            if created:  # removed while still held: a workbench that then locks it sees it gone (_claim)
                 self._lock_path.unlink(missing_ok=True)
+            self.close()
             raise
         return self
 
@@ -94,21 +95,34 @@ class LabelStore:
             import fcntl
         except ImportError:  # Windows: one tab's writes are still serialised within the process
             return False
-        created = not lock.exists()
-        try:
-            holder = open(lock, "a")  # noqa: SIM115 - held open for the workbench's lifetime
-        except OSError as exc:
-            raise CaptchaCrnnError(f"{one_line(lock)}: cannot create ({one_line(exc.strerror)})") from None
-        try:
-            fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder.close()
-            raise CaptchaCrnnError(
-                f"{one_line(self.path)}: another `captcha-crnn label` is writing these labels; "
-                "use its page, or stop it first"
-            ) from None
-        self._holder = holder
-        return created
+        for _ in range(3):
+            created = not lock.exists()
+            try:
+                holder = open(lock, "a")  # noqa: SIM115 - held open for the workbench's lifetime
+            except OSError as exc:
+                raise CaptchaCrnnError(
+                    f"{one_line(lock)}: cannot create ({one_line(exc.strerror)})"
+                ) from None
+            try:
+                fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder.close()
+                raise CaptchaCrnnError(
+                    f"{one_line(self.path)}: another `captcha-crnn label` is writing these labels; "
+                    "use its page, or stop it first"
+                ) from None
+            if _same_file(holder, lock):
+                self._holder = holder
+                return created
+            holder.close()  # a failed start removed the file between our open and lock: take the new one
+        raise CaptchaCrnnError(f"{one_line(lock)}: the lock file keeps being replaced; try again")
+
+
+def _same_file(handle: io.TextIOWrapper, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except OSError:
+        return False
 
 
 def read_rows(path: Path, root: Path) -> tuple[dict[str, Row], str]:

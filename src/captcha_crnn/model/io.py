@@ -119,7 +119,7 @@ def _not_torch(path: Path) -> str:
 def _damage(exc: Exception) -> str:
     """One line on what a model file lacks or holds wrong: a missing field by name, or the first lines of
     torch's account of the weights that do not fit (its first line alone says nothing)."""
-    if isinstance(exc, KeyError):
+    if isinstance(exc, KeyError) and exc.args:
         return f"no {exc.args[0]!r} field"
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     detail = (

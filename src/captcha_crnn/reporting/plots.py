@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import re
 import textwrap
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import matplotlib
 import matplotlib.ticker
@@ -22,6 +24,7 @@ from captcha_crnn.reporting.analysis import CharAccuracy, show_char
 
 RED, GREEN, GREY = "#d62728", "#2a7d2a", "#444444"
 log = logging.getLogger("captcha_crnn")
+MISSING_GLYPH = re.compile(r"Glyph \d+ .*missing from")  # matplotlib 3.7: "... from current font."
 
 
 @dataclass
@@ -147,18 +150,33 @@ def char_accuracy_chart(stats: Sequence[CharAccuracy], path: Path) -> Path:
 
 def _save(fig: plt.Figure, path: Path, tight: bool = False) -> None:
     """Lay out (`tight`) and write the figure. A caption's character that the font lacks (a label in
-    another script) is drawn as a box: one warning line for the figure, not matplotlib's warnings with
-    their source lines."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    another script) is drawn as a box: one warning line for the figure, not matplotlib's warning (with its
+    source line) for each character. Every other warning goes on as it would."""
+    missing: set[str] = set()
+    show = warnings.showwarning
+
+    def collect(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if MISSING_GLYPH.search(str(message)):
+            missing.add(str(message))
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "always", message=MISSING_GLYPH.pattern
+        )  # each figure says so, not only the first
+        warnings.showwarning = collect
         if tight:
             fig.tight_layout()
         fig.savefig(path, dpi=90)
-    missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
     if missing:
         log.warning(
             "%s: %d character(s) have no glyph in the plot's font and show as boxes", path, len(missing)
         )
-    for w in caught:
-        if "missing from font" not in str(w.message):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

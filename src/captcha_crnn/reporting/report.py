@@ -31,12 +31,10 @@ def check_report_dir(out: Path) -> Path:
     """`out` may take a report: a new folder or one without a report (an earlier one is never
     overwritten). Nothing is created: write_report makes the folder once the evaluation has succeeded."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise CaptchaCrnnError(f"{out}: exists and is not a folder")
+    check_writable_folder(out)
     clash = [name for name in REPORT_FILES if (out / name).exists()]
     if clash:
         raise CaptchaCrnnError(f"{out}: already holds a report ({', '.join(clash)}); choose another folder")
-    check_writable_folder(out)
     return out
 
 

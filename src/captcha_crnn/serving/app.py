@@ -30,12 +30,12 @@ from captcha_crnn.arithmetic import check_solver
 from captcha_crnn.inference.recognizer import Recognizer
 from captcha_crnn.serving import routes
 from captcha_crnn.serving.batcher import ApiError, MicroBatcher, Model
-from captcha_crnn.serving.json_errors import add_json_error_handlers, detail_response
 from captcha_crnn.serving.limits import ServeLimits
 from captcha_crnn.serving.middleware import BodyLimitMiddleware
 from captcha_crnn.serving.models import ModelSet, ServedModel, model_file, signature
 from captcha_crnn.serving.settings import ServeSettings
 from captcha_crnn.serving.threads import limit_threads
+from captcha_crnn.web_errors import add_json_error_handlers, detail_response
 
 __all__ = ["ServeLimits", "app_from_env", "create_app", "create_models_app"]
 

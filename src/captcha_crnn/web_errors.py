@@ -31,6 +31,9 @@ def validation_detail(exc: RequestValidationError) -> str:
 
 
 def add_json_error_handlers(app: FastAPI) -> None:
+    """Malformed requests (422) and anything unforeseen (500) answered as one JSON line; the app's own
+    errors answer so already."""
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return detail_response(422, validation_detail(exc))
