@@ -73,21 +73,6 @@ def test_recognize_multipart_and_raw_body_match_the_recognizer(client, recognize
         assert body["elapsed_ms"] > 0
 
 
-def test_a_media_type_in_capitals_is_still_multipart(client, recognizer, images):
-    data = images[0].read_bytes()
-    body = (
-        b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
-        b"Content-Type: image/png\r\n\r\n" + data + b"\r\n--B--\r\n"
-    )
-    headers = {"content-type": "Multipart/Form-Data; boundary=B"}  # media types ignore case (RFC 9110)
-    one = client.post("/v1/recognize", content=body, headers=headers)
-    assert one.status_code == 200 and one.json()["text"] == recognizer.predict(images[0]).text
-    batch = client.post(
-        "/v1/recognize/batch", content=body.replace(b'name="file"', b'name="files"'), headers=headers
-    )
-    assert batch.status_code == 200, batch.text
-
-
 def test_batch_answers_in_order(client, recognizer, images):
     files = [("files", (p.name, p.read_bytes(), "image/png")) for p in [images[2], images[0], images[1]]]
     response = client.post("/v1/recognize/batch", files=files)

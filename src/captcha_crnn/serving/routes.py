@@ -250,7 +250,7 @@ def _check_reading(
 
 
 def _is_multipart(request: Request) -> bool:
-    return request.headers.get("content-type", "").lower().startswith("multipart/form-data")  # any case
+    return request.headers.get("content-type", "").startswith("multipart/form-data")
 
 
 async def uploads(
