@@ -104,13 +104,13 @@ def load_model(path: str | Path) -> ModelBundle:
 def _not_torch(path: Path) -> str:
     """Why torch could not read the file, from its first bytes: an ONNX model (which export and training
     do not take), a torch file cut short or damaged, or something else."""
+    if Path(path).suffix.lower() == ".onnx":
+        return "an ONNX model: this reads a model.pt or a training checkpoint (.ckpt)"
     try:
         with Path(path).open("rb") as fh:
             head = fh.read(4)
     except OSError:
         head = b""
-    if Path(path).suffix.lower() == ".onnx":
-        return "an ONNX model: this reads a model.pt or a training checkpoint (.ckpt)"
     if head == b"PK\x03\x04":  # torch's zip format
         return "a torch file cut short or damaged"
     return "not a torch weights file"

@@ -63,7 +63,6 @@ def image_grid(tiles: Sequence[Tile], path: Path, title: str, columns: int | Non
                 spine.set_linewidth(3)
     fig.suptitle(title, fontsize=12)
     _save(fig, path, tight=True)
-    plt.close(fig)
     return path
 
 
@@ -95,7 +94,6 @@ def training_curves(metrics_csv: Path, path: Path) -> Path:
         ax.grid(alpha=0.3)
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.15, top=0.9, wspace=0.25)  # tight_layout: +40% time
     _save(fig, path)
-    plt.close(fig)
     return path
 
 
@@ -127,7 +125,6 @@ def bar_chart(
     if not labels:
         ax.text(0.5, 0.5, "none", transform=ax.transAxes, ha="center", va="center", color=GREY)
     _save(fig, path, tight=True)
-    plt.close(fig)
     return path
 
 
@@ -149,7 +146,7 @@ def char_accuracy_chart(stats: Sequence[CharAccuracy], path: Path) -> Path:
 
 
 def _save(fig: plt.Figure, path: Path, tight: bool = False) -> None:
-    """Lay out (`tight`) and write the figure. A caption's character that the font lacks (a label in
+    """Lay out (`tight`), write and close the figure. A caption's character that the font lacks (a label in
     another script) is drawn as a box: one warning line for the figure, not matplotlib's warning (with its
     source line) for each character. Every other warning goes on as it would."""
     missing: set[str] = set()
@@ -176,6 +173,7 @@ def _save(fig: plt.Figure, path: Path, tight: bool = False) -> None:
         if tight:
             fig.tight_layout()
         fig.savefig(path, dpi=90)
+    plt.close(fig)
     if missing:
         log.warning(
             "%s: %d character(s) have no glyph in the plot's font and show as boxes", path, len(missing)
