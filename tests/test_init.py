@@ -174,8 +174,9 @@ def test_the_input_height_follows_the_text_height_in_the_median_image():
     def height(*heights, **options):
         return _height(TrainOptions(data=None, **options), [(100, h) for h in heights])
 
-    assert height(80, 80, 24)[0] == 48  # securimage's 200x80: at most 48
-    assert height(50, 50, 90)[0] == 48 and height(63)[0] == 48
+    assert height(80, 80, 24)[0] == 80  # securimage's 200x80: its own height
+    assert height(50, 50, 90)[0] == 48 and height(63)[0] == 48 and height(79)[0] == 64
+    assert height(140)[0] == 80 and height(100, 300)[0] == 80  # taller ones shrink to at most 80
     assert height(40, 47)[0] == 32 and height(24)[0] == 32 and height(16)[0] == 32
     assert height(80, height=32) == (32, "32 (--height)")
     assert "is 80 px tall in the median image" in height(80)[1] and "--height 32" in height(80)[1]
@@ -227,7 +228,7 @@ def test_fine_tuning_on_few_labels_runs_whole_epochs_of_a_fixed_schedule(tmp_pat
     base = ["-q", "train", str(captcha_dir), "--no-progress", "--batch-size", "16", "--devices", "1"]
     assert main([*base, "--out", str(tmp_path / "a"), "--steps", "7"]) == 0
     run = json.loads((tmp_path / "a" / "run.json").read_text())
-    assert run["options"]["schedule"] == "fixed" and run["choices"]["schedule"].startswith("fixed: 7 steps")
+    assert run["options"]["schedule"] == "fixed" and run["choices"]["schedule"].startswith("fixed: 7 batches")
     # 43 training images in batches of 16 are 3 steps an epoch: 7 steps round up to 3 whole epochs, and
     # the last one's weights are the ones saved
     assert len((tmp_path / "a" / "metrics.csv").read_text().splitlines()) == 1 + 3

@@ -114,7 +114,12 @@ def test_fixed_schedule_warms_up_then_falls_on_a_cosine_to_zero_and_ignores_plat
     system = CRNNSystem(config, "0123456789", {"height": 32}, lr=1e-3, warmup_steps=100, fixed_steps=395)
     optimiser = system.configure_optimizers()
     trainer = SimpleNamespace(
-        optimizers=[optimiser], global_step=0, num_training_batches=8, max_epochs=200, should_stop=False
+        optimizers=[optimiser],
+        global_step=0,
+        num_training_batches=8,
+        max_epochs=200,
+        should_stop=False,
+        world_size=1,
     )
     system._trainer = trainer
     system.on_train_start()
@@ -159,6 +164,10 @@ def test_fixed_schedule_warms_up_then_falls_on_a_cosine_to_zero_and_ignores_plat
     trainer.global_step = 10
     system.on_train_batch_start(None, 0)
     assert optimiser.param_groups[0]["lr"] == 1e-3
+    # two processes take two batches a step: half the steps, the same images
+    trainer.max_epochs, trainer.world_size, trainer.num_training_batches = 200, 2, 4
+    system.on_train_start()
+    assert (system.fixed_epochs, system.total_steps) == (50, 200)
 
 
 def test_width_buckets_cover_every_image_once_in_batches_of_similar_width():

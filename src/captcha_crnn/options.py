@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 # validation loss: so few images rank epochs by noise (docs/accuracy.md, "Starting from the shipped
 # general model").
 SMALL_VALIDATION = 100
-# The fixed schedule's length in optimiser steps (see TrainOptions.schedule), and the peak LRs. Fine-tuning
-# for 400 steps with a cosine read a hard tuning style best at a 3x higher peak than the plateau
-# schedule's (docs/accuracy.md).
+# The fixed schedule's length in batches of `batch_size` images, however many processes share them (two
+# processes take two batches an optimiser step), and the peak LRs. Fine-tuning for 400 batches with a
+# cosine read a hard tuning style best at a 3x higher peak than the plateau schedule's (docs/accuracy.md).
 FIXED_STEPS = 400
 FIXED_LR = 3e-3
 PLATEAU_LR = 1e-3
@@ -57,7 +57,7 @@ class TrainOptions:
     max_epochs: int = 200
     max_time: float | None = None  # minutes
     # How long to train and how the LR falls. "plateau": halve the LR when the validation loss stops
-    # falling, and stop when it has not fallen for `patience` steps. "fixed": `steps` optimiser steps
+    # falling, and stop when it has not fallen for `patience` steps. "fixed": `steps` batches
     # (rounded up to whole epochs, at most `max_epochs`), the LR falling on a cosine to zero; nothing
     # depends on the validation loss. None: fixed when starting from trained weights (--init) with fewer
     # than SMALL_VALIDATION validation images, whose loss is too noisy to stop on; plateau otherwise (a

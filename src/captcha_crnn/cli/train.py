@@ -129,15 +129,15 @@ def add(sub: argparse._SubParsersAction) -> None:
         "--schedule",
         choices=["plateau", "fixed"],
         help="plateau: halve the LR and stop when the validation loss stops falling; fixed: --steps "
-        "steps, the LR falling on a cosine (default: fixed when fine-tuning with fewer than "
+        "batches, the LR falling on a cosine (default: fixed when fine-tuning with fewer than "
         f"{SMALL_VALIDATION} validation images, too few to stop on; else plateau)",
     )
     g.add_argument(
         "--steps",
         type=int,
         default=D.steps,
-        help=f"the fixed schedule's optimiser steps, rounded up to whole epochs and at most --max-epochs "
-        f"epochs (default: {D.steps})",
+        help=f"the fixed schedule's length in batches of --batch-size images (N processes take N a step), "
+        f"rounded up to whole epochs and at most --max-epochs epochs (default: {D.steps})",
     )
     g.add_argument(
         "--patience",

@@ -91,12 +91,15 @@ class CRNNSystem(L.LightningModule):
         return loss
 
     def on_train_start(self) -> None:
-        """The fixed schedule's length: `fixed_steps` rounded up to whole epochs (the last ends with the
-        validation that saves last.ckpt), or fewer when max_epochs comes first; and how often it validates."""
+        """The fixed schedule's length: `fixed_steps` batches rounded up to whole epochs (the last ends
+        with the validation that saves last.ckpt), or fewer when max_epochs comes first; and how often it
+        validates. Batches, not optimiser steps: N processes take N batches a step, and the schedule
+        must see as many images whatever N (two processes once doubled it, and a 200-label run's time)."""
         if not self.hparams.fixed_steps:
             return
-        per_epoch = max(1, int(self.trainer.num_training_batches))
-        self.fixed_epochs = math.ceil(self.hparams.fixed_steps / per_epoch)
+        per_epoch = max(1, int(self.trainer.num_training_batches))  # this process's, one a step
+        batches = per_epoch * max(1, self.trainer.world_size)  # every process's
+        self.fixed_epochs = math.ceil(self.hparams.fixed_steps / batches)
         if self.trainer.max_epochs is not None and self.trainer.max_epochs > 0:
             self.fixed_epochs = min(self.fixed_epochs, self.trainer.max_epochs)
         self.total_steps = self.fixed_epochs * per_epoch
