@@ -363,10 +363,10 @@ def _cut_size(img: Any, channels: int) -> tuple[int, int]:
 def _height(opts: TrainOptions, sizes: list[tuple[int, int]]) -> tuple[int, str]:
     """The input's height (--height when given), and why: the height of what the network reads (the
     image, or the text cut out of it) in the median training image, rounded down to a multiple of 16,
-    from DEFAULT_HEIGHT to MAX_AUTO_HEIGHT: up to that, its own size, not shrunk to save time. Small glyphs
-    among strokes as thick as theirs lose at 48 what tells c from e (securimage, 200x80: 50 labels read
-    about 20 points more at 80); enlarging past the image's own height gained nothing (docs/accuracy.md,
-    "The input at its own height"). Taller inputs cost time in proportion to their pixels."""
+    from DEFAULT_HEIGHT to MAX_AUTO_HEIGHT: up to that, its own size, not shrunk to save time. Shrunk,
+    small glyphs among strokes as thick as theirs lose what tells c from e; enlarged past its own size,
+    an image gains nothing (docs/accuracy.md, "The input at its own height"). Taller inputs cost time in
+    proportion to their pixels."""
     if opts.height is not None:
         if opts.height % 16 or opts.height < 16:
             raise CaptchaCrnnError(
