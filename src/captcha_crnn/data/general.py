@@ -64,6 +64,14 @@ SMALL_SHARE = 0.1
 # Of all images: a frame on some or all sides (Kaptcha draws a 1 px border by default; screenshots and
 # page crops leave edges), in the text's colour or any dark or light one.
 FRAME_SHARE = 0.12
+# Of all images that are not transparent (stage 11 on): saved as JPEG at a random quality and read back,
+# as many sites serve their captchas; its blocks and ringing blur thin strokes and colour edges.
+JPEG_SHARE = 0.2
+JPEG_QUALITY = (25, 90)
+# Of the looks' images (stage 11 on): short thin lines in random colours scattered over the background,
+# and strike lines or arcs 3-5 px thick (a thick curve through the text); before, lines were 1-3 px.
+SEGMENTS_SHARE = 0.15
+THICK_LINES_SHARE = 0.15
 BACKGROUND_WEIGHTS = {  # how often each background is drawn
     "light": 2,
     "white": 3,
@@ -72,11 +80,16 @@ BACKGROUND_WEIGHTS = {  # how often each background is drawn
     "gradient": 1.5,
     "texture": 1,
     "transparent": 1.5,
+    "fade": 1,  # white to light grey (stage 11 on)
+    "pattern": 0.5,  # light stripes, a grid or checks (stage 11 on)
 }
-# Glyph colours that stay readable on each background (transparent is composited on white).
+# Glyph colours that stay readable on each background (transparent is composited on white). Pastel
+# glyphs (light, soft hues; stage 11 on) only on white-ish grounds, where they still differ from them.
 COLOURS_FOR = {
-    "light": ("dark", "random", "multi"),
-    "white": ("dark", "random", "multi"),
+    "light": ("dark", "random", "multi", "pastel"),
+    "white": ("dark", "random", "multi", "pastel"),
+    "fade": ("dark", "random", "multi", "pastel"),
+    "pattern": ("dark", "random", "multi"),
     "transparent": ("dark", "random", "multi"),
     "dark": ("light", "random", "multi"),
     "mid": ("random", "multi", "equiluminant", "dark"),
@@ -135,13 +148,14 @@ def look(pool: tuple[str, ...], rng: random.Random) -> Look:
         warp=rng.uniform(0, 0.08) if chance() < 0.3 else 0.0,
         blur=rng.uniform(0, 1.2) if chance() < 0.3 else 0.0,
         strike_lines=(0, rng.choice((0, 0, 1, 2, 3, 4))),
-        line_width=(1, rng.randint(1, 3)),
+        line_width=(3, rng.randint(3, 5)) if chance() < THICK_LINES_SHARE else (1, rng.randint(1, 3)),
         arcs=(0, rng.choice((0, 0, 0, 1, 2))),
         dots=rng.uniform(0, 0.08) if chance() < 0.3 else 0.0,
         outline=chance() < 0.08,
         shadow=chance() < 0.1,
         crop=rng.uniform(0, 0.3) if not small and chance() < CROP_SHARE else None,
         aliased=chance() < ALIASED_SHARE,
+        segments=(5, rng.randint(5, 30)) if chance() < SEGMENTS_SHARE else (0, 0),
     )
 
 
@@ -159,7 +173,10 @@ def draw(text: str, rng: random.Random) -> Image.Image:
     else:
         faces = hershey_faces() if rng.random() < HERSHEY_SHARE else ()
         image = looks.draw(look(faces or pool, rng), text, width, height, rng)
-    return _framed(image, rng) if rng.random() < FRAME_SHARE else image
+    image = _framed(image, rng) if rng.random() < FRAME_SHARE else image
+    if image.mode != "RGBA" and rng.random() < JPEG_SHARE:
+        image = looks.jpeg(image.convert("RGB"), rng.randint(*JPEG_QUALITY))
+    return image
 
 
 def _framed(image: Image.Image, rng: random.Random) -> Image.Image:
