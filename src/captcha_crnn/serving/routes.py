@@ -250,7 +250,8 @@ def _check_reading(
 
 
 def _is_multipart(request: Request) -> bool:
-    return request.headers.get("content-type", "").startswith("multipart/form-data")
+    """Whether the body is a multipart upload; media types are case-insensitive (RFC 9110 8.3.1)."""
+    return request.headers.get("content-type", "").lower().startswith("multipart/form-data")
 
 
 async def uploads(
