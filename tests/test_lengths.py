@@ -95,6 +95,18 @@ def test_recognizer_keeps_to_the_recorded_lengths_unless_told_otherwise():
             rec.predict(image, length=bad)
 
 
+def test_a_length_no_input_can_hold_is_refused_before_any_image_is_read():
+    """The input is at most 16 px wide, one frame per 4 px: no reading is longer than 4 characters."""
+    rec = recognizer({})
+    image = np.zeros((32, 16), np.uint8)
+    assert len(rec.predict(image, length="4-9").text) == 4
+    for bad in (5, "5-9", "99"):
+        with pytest.raises(
+            CaptchaCrnnError, match=r"--length asks for (5|99)\+ characters, but this model reads at most 4"
+        ):
+            rec.predict(image, length=bad)
+
+
 def test_train_records_the_label_lengths_and_export_carries_them(trained_run, captcha_dir, tmp_path, capsys):
     record = json.loads((trained_run / "run.json").read_text())
     assert record["label_lengths"] == [4, 4]  # the fixture's labels all have 4 characters
@@ -105,6 +117,10 @@ def test_train_records_the_label_lengths_and_export_carries_them(trained_run, ca
     capsys.readouterr()
     assert main(["predict", str(onnx), str(captcha_dir), "--length", "9-1"]) == 2
     assert capsys.readouterr().err.startswith("error: --length must be N or N-M")
+    assert main(["predict", str(onnx), str(captcha_dir), "--length", "99"]) == 2  # 96 px: 24 positions
+    assert capsys.readouterr().err.startswith(
+        "error: --length asks for 99+ characters, but this model reads at most 24"
+    )
 
 
 def test_the_service_keeps_to_the_recorded_lengths_and_takes_length_per_request():

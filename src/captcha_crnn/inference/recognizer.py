@@ -154,6 +154,14 @@ class Recognizer:
         found = recorded_lengths(length)
         if found is None or not 0 < found[0] <= found[1]:
             raise OptionError("length", f"must be N or N-M with 1 <= N <= M, or 'any'; got {length!r}")
+        # One CTC frame per `width_stride` pixels of the widest input: no image holds a longer reading.
+        most = self.policy.max_width // self.policy.width_stride
+        if found[0] > most:
+            raise OptionError(
+                "length",
+                f"asks for {found[0]}+ characters, but this model reads at most {most} (its widest input, "
+                f"{self.policy.max_width} px, gives one reading position per {self.policy.width_stride} px)",
+            )
         return found
 
     def reading(self, charset: str | None = None, length: Length = None, solve: str | None = None) -> Reading:
