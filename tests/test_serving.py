@@ -227,20 +227,3 @@ def test_concurrent_requests_each_get_their_own_answer(client, recognizer, captc
         else:
             assert response.status_code == 200
             assert response.json()["text"] == expected[i % len(payloads)]
-
-
-@pytest.mark.parametrize("endpoint", ["/v1/recognize", "/v1/recognize/batch"])
-def test_a_media_type_in_capitals_is_still_multipart(client, recognizer, images, endpoint):
-    """Media types are case-insensitive (RFC 9110 8.3.1): `Multipart/Form-Data` is a multipart upload."""
-    field = "file" if endpoint.endswith("recognize") else "files"
-    request = client.build_request(
-        "POST", endpoint, files={field: ("a.png", images[0].read_bytes(), "image/png")}
-    )
-    request.headers["content-type"] = request.headers["content-type"].replace(
-        "multipart/form-data", "Multipart/Form-Data"
-    )
-    response = client.send(request)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    text = body["text"] if isinstance(body, dict) else body[0]["text"]
-    assert text == recognizer.predict(images[0]).text

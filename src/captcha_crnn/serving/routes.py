@@ -250,8 +250,7 @@ def _check_reading(
 
 
 def _is_multipart(request: Request) -> bool:
-    """Whether the body is a multipart upload; media types are case-insensitive (RFC 9110 8.3.1)."""
-    return request.headers.get("content-type", "").lower().startswith("multipart/form-data")
+    return request.headers.get("content-type", "").startswith("multipart/form-data")
 
 
 async def uploads(
