@@ -24,10 +24,9 @@ the recipe (general.ALIASED_SHARE of the looks' images) and shipped; stage 10 dr
 Hershey faces) and shipped. Stage 11 added looks the issue's kept-back sites are described with: JPEG
 artefacts, pastel glyphs, short thin lines, thick curves, white-to-grey and patterned backgrounds
 (general.JPEG_SHARE and the shares beside it), and shipped. A next stage (this script as it stands, not
-yet run) does the same: `init`
-stays the shipped general.pt, a new RUN and SEED (new images and a new validation set), render again,
-and append this stage's own figures to STAGES (general.json's "trained" holds the totals: subtract the
-stages before). A stage ships only if the held-out rows of benchmarks/general.py improve.
+yet run) does the same: `init` stays the shipped general.pt, a new RUN and SEED (new images and a new
+validation set), render again, and append this stage's own figures to STAGES (general.json's "trained"
+holds the totals: subtract the stages before). A stage ships only if the held-out rows of benchmarks/general.py improve.
 Stage 3's nano weights ship as `general-base` (`base`), which `train --init general` starts from.
 
 The fonts come from Debian packages and OpenCV, which the shipped package does not need:
