@@ -84,6 +84,24 @@ def test_batch_answers_in_order(client, recognizer, images):
     ]
 
 
+def test_a_media_type_in_capitals_is_read_as_multipart_and_its_boundary_kept(client, recognizer, images):
+    """Media types are case-insensitive; a boundary is not (a lower-cased one would not split the body)."""
+    for url, field in (("/v1/recognize", "file"), ("/v1/recognize/batch", "files")):
+        body = (
+            (
+                f'--CaseMatters\r\nContent-Disposition: form-data; name="{field}"; filename="a.png"\r\n'
+                "Content-Type: image/png\r\n\r\n"
+            ).encode()
+            + images[0].read_bytes()
+            + b"\r\n--CaseMatters--\r\n"
+        )
+        headers = {"content-type": "Multipart/Form-Data; boundary=CaseMatters"}
+        response = client.post(url, content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body[0] if isinstance(body, list) else body)["text"] == recognizer.predict(images[0]).text
+
+
 def test_a_batch_over_the_pixel_budget_is_413_before_any_image_is_decoded(recognizer, trained_run, images):
     """Decoding runs on the batching thread: one request of many huge blank images must not hold it."""
     limits = ServeLimits(max_pixels=1_000_000, max_batch_pixels=2_000_000)

@@ -2,7 +2,7 @@
 several models, /v1/models lists them and /v1/models/{name}/... serves each (the unnamed routes serve
 the first). Each model has its own micro-batcher; with `reload_every` changed model files are swapped in
 while serving (models.py). This module assembles the parts: routes.py (the routes, on routers),
-middleware.py (body limits), settings.py (what `serve` hands each worker).
+middleware.py (body limits, media types), settings.py (what `serve` hands each worker).
 
 Hostile input is answered, never crashes the worker: bodies over the limit get 413 (before they are read
 in full), and so do batches over the image limit; files that are not images or in another format 415,
@@ -31,7 +31,7 @@ from captcha_crnn.inference.recognizer import Recognizer
 from captcha_crnn.serving import routes
 from captcha_crnn.serving.batcher import ApiError, MicroBatcher, Model
 from captcha_crnn.serving.limits import ServeLimits
-from captcha_crnn.serving.middleware import BodyLimitMiddleware
+from captcha_crnn.serving.middleware import BodyLimitMiddleware, MediaTypeMiddleware
 from captcha_crnn.serving.models import ModelSet, ServedModel, model_file, signature
 from captcha_crnn.serving.settings import ServeSettings
 from captcha_crnn.serving.threads import limit_threads
@@ -113,6 +113,7 @@ def create_models_app(
     app.state.service = routes.Service(registry, limits, solve)
     app.state.batcher = registry.default.batcher  # the first model's
     app.state.models = registry
+    app.add_middleware(MediaTypeMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes, timeout=limits.request_timeout)
 
     @app.exception_handler(ApiError)

@@ -1,4 +1,5 @@
-"""ASGI middleware: request bodies within a size and a time limit (uvicorn has neither)."""
+"""ASGI middleware: request bodies within a size and a time limit (uvicorn has neither); media types in
+lower case, as every parser version reads them."""
 
 from __future__ import annotations
 
@@ -82,6 +83,28 @@ class BodyLimitMiddleware:
     async def _refuse(self, send: Send, status: int, message: str) -> None:
         response = JSONResponse({"detail": message}, status_code=status, headers={"Connection": "close"})
         await response({"type": "http"}, _no_receive, send)
+
+
+class MediaTypeMiddleware:
+    """Lower-cases the media type of Content-Type before any parser sees it. Media types are
+    case-insensitive (RFC 9110, 8.3.1), but older Starlette and python-multipart (this package's floors
+    among them) compare `multipart/form-data` as written: `Multipart/Form-Data` was not read as a form. Its parameters
+    are kept as sent: a boundary is case-sensitive."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "headers": [_lower_media_type(name, value) for name, value in scope["headers"]]}
+        await self.app(scope, receive, send)
+
+
+def _lower_media_type(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    if name != b"content-type":  # ASGI servers hand header names in lower case
+        return name, value
+    media_type, semicolon, parameters = value.partition(b";")
+    return name, media_type.lower() + semicolon + parameters
 
 
 async def _no_receive() -> Message:
