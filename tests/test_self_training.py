@@ -49,6 +49,7 @@ def test_self_training_rounds_are_recorded_and_validate_on_labelled_images(
     assert record["options"]["init"] == str(run / "self-training" / "round-0" / "model.pt")
     round0 = json.loads((run / "self-training" / "round-0" / "run.json").read_text())
     assert record["val_count"] == round0["val_count"] == 5
+    assert record["options"]["steps"] == round0["options"]["steps"] * self_training.LATER_ROUNDS_SHARE
     assert rounds[1]["pseudo_labels"] == 10 and record["train_count"] == round0["train_count"] + 10
     assert calls == [(run / "self-training" / "round-0" / "model.pt", 16, 0.01)]
     # a plain --resume would go on without the pseudo-labels: refused

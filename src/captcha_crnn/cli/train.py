@@ -183,7 +183,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     add_style_options(g, in_train=True)
     g = p.add_argument_group(
         "unlabelled images (self-training)",
-        "Label the unlabelled images with the model's confident readings and train again, a few rounds; "
+        "Label the unlabelled images with the model's confident readings and train again from that model; "
         "validation stays on labelled images.",
     )
     g.add_argument(

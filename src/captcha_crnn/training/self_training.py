@@ -2,8 +2,10 @@
 
 Round 0 trains on the labelled images. Each later round reads the unlabelled images with the last
 round's model, keeps the readings it is at least `pseudo_threshold` sure of as labels (pseudo-labels),
-and trains again from that model on the labelled plus pseudo-labelled images. Validation stays on the
-same labelled images every round (the seeded split), so each round is judged on real labels only.
+and trains again from that model on the labelled plus pseudo-labelled images, for LATER_ROUNDS_SHARE of
+the first round's batches on the fixed schedule (it starts from a model that already reads the site).
+Validation stays on the same labelled images every round (the seeded split), so each round is judged on
+real labels only.
 Earlier rounds' run folders are kept under RUN/self-training/; the last round is the run itself, and
 its run.json records the threshold, the rounds and how many pseudo-labels each round used.
 """
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("captcha_crnn")
 
+LATER_ROUNDS_SHARE = 0.5  # of --steps, for each round after the first (docs/accuracy.md, session 12)
+
 
 def self_train(opts: TrainOptions) -> TrainResult:
     from captcha_crnn.training.train import train
@@ -42,8 +46,9 @@ def self_train(opts: TrainOptions) -> TrainResult:
         last = n == opts.rounds
         out = run if last else run / "self-training" / f"round-{n}"
         round_opts = replace(base, out=out, force=opts.force if last else True)
-        if result is not None:  # start from the last round's model
-            round_opts = replace(round_opts, init=result.model_path)
+        if result is not None:  # start from the last round's model, for fewer batches
+            steps = max(1, round(opts.steps * LATER_ROUNDS_SHARE))
+            round_opts = replace(round_opts, init=result.model_path, steps=steps)
         log.info("self-training round %d of %d: %d pseudo-labelled images", n, opts.rounds, len(extra))
         result = train(round_opts, extra)
         rounds.append(
