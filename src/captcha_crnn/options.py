@@ -79,11 +79,11 @@ class TrainOptions:
     channels: int | None = None  # 3 colour, 1 grey; None: colour when the training images have colour
     seed: int = 42
     # Self-training: unlabelled images of the same style get the model's reading as their label where it
-    # is at least this confident, for `rounds` rounds, each starting from the last round's model. One round
-    # of half length read securimage as well as two full ones, in half the time (docs/accuracy.md, session 12).
+    # is at least this confident, for `rounds` rounds, each starting from the last round's model (a second
+    # round read 37 more of cryptowin-math's 1,000 test images than one: docs/accuracy.md, session 12).
     unlabelled: Path | None = None
     pseudo_threshold: float = 0.9
-    rounds: int = 1
+    rounds: int = 2
     synthetic: int = 0  # generated captchas streamed per epoch (0: none)
     mix: float = 0.5  # with `data`: the share of generated images in each epoch
     synthetic_style: Style | None = None  # None: the default style, or one matching `data`
