@@ -88,15 +88,17 @@ class BodyLimitMiddleware:
 class MediaTypeMiddleware:
     """Lower-cases the media type of Content-Type before any parser sees it. Media types are
     case-insensitive (RFC 9110, 8.3.1), but older Starlette and python-multipart (this package's floors
-    among them) compare `multipart/form-data` as written: `Multipart/Form-Data` was not read as a form. Its parameters
-    are kept as sent: a boundary is case-sensitive."""
+    among them) compare `multipart/form-data` as written: `Multipart/Form-Data` was not read as a form.
+    Its parameters are kept as sent: a boundary is case-sensitive."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            scope = {**scope, "headers": [_lower_media_type(name, value) for name, value in scope["headers"]]}
+            headers = [_lower_media_type(name, value) for name, value in scope["headers"]]
+            if headers != scope["headers"]:  # a new scope only for a request that needs one
+                scope = {**scope, "headers": headers}
         await self.app(scope, receive, send)
 
 
