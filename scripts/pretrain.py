@@ -31,9 +31,10 @@ shipped the same way (its own weights read tii-digits and securimage worse than 
 read every held-out row as well or better). Stage 14 halved the peak LR (5e-4) and shipped the same way:
 its own weights already read tii-digits better, and the mean read every held-out row with the
 restriction better. A next stage (this script as it stands, not yet run) does the same at 5e-4: `init`
-stays the shipped general.pt, a new RUN and SEED (new images and a new validation set), render again, package both ways (plain and averaged with its init), and append this
-stage's own figures to STAGES (general.json's "trained" holds the totals: subtract the stages before). A
-stage ships only if the held-out rows of benchmarks/general.py improve.
+stays the shipped general.pt, a new RUN and SEED (new images and a new validation set), render again,
+package both ways (plain and averaged with its init), and append this stage's own figures to STAGES
+(general.json's "trained" holds the totals: subtract the stages before). A stage ships only if the
+held-out rows of benchmarks/general.py improve.
 Stage 3's nano weights ship as `general-base` (`base`), which `train --init general` starts from.
 
 The fonts come from Debian packages and OpenCV, which the shipped package does not need:
