@@ -30,7 +30,7 @@ shipped general.pt), which read the held-out sets better than either. Stage 13 d
 shipped the same way (its own weights read tii-digits and securimage worse than stage 12's; the mean
 read every held-out row as well or better). Stage 14 halved the peak LR (5e-4) and shipped the same way:
 its own weights already read tii-digits better, and the mean read every held-out row with the
-restriction better. A next stage (this script as it stands, not yet run) does the same at 5e-4: `init`
+restriction better. A next stage (this script as it stands, not yet run) halves the LR again (2.5e-4): `init`
 stays the shipped general.pt, a new RUN and SEED (new images and a new validation set), render again,
 package both ways (plain and averaged with its init), and append this stage's own figures to STAGES
 (general.json's "trained" holds the totals: subtract the stages before). A stage ships only if the
@@ -78,8 +78,8 @@ STYLE = Style(charset=general.CHARSET, length=(1, 10), width=(80, 400), height=3
 OPTIONS = {  # recorded in the model's metadata beside the recipe
     "preset": "small",
     "batch_size": 128,
-    "lr": 5e-4,  # stage 4 started at 2e-3 from random weights, stages 5-13 continued at 1e-3; stage 14's
-    # half read the held-out sets better (docs/accuracy.md, stage 14)
+    "lr": 2.5e-4,  # stage 4 started at 2e-3 from random weights, stages 5-13 continued at 1e-3; stage 14's
+    # half read the held-out sets better (docs/accuracy.md, stage 14); stage 15 halves it again
     "channels": 3,
     "height": 48,  # since stage 8 (stages 4-7: 32)
     "stretch": 1.0,  # aspect ratio kept: the recipe's widths already give 10 characters their frames
