@@ -122,6 +122,7 @@ def run_one(name: str, mode: str, size: int, seed: int, minutes: float, extra: t
         # charset is the labels'): it counts as wrong, and the row says how many there were.
         known = [item for item in test if not set(item.label) - set(rec.charset)]
         result = evaluate(rec, known)
+        self_training = json.loads((tmp_path / "run" / "run.json").read_text()).get("self_training")
     row = {
         "set": name,
         "mode": mode,
@@ -134,6 +135,8 @@ def run_one(name: str, mode: str, size: int, seed: int, minutes: float, extra: t
         "seconds": round(seconds, 1),
         **({"train_args": shlex.join(extra)} if extra else {}),
     }
+    if self_training:  # the pseudo-labels each round trained on: how many rounds ran, and with what
+        row["pseudo_labels"] = [r["pseudo_labels"] for r in self_training["rounds"]]
     print(json.dumps(row), flush=True)
     return row
 
