@@ -56,36 +56,6 @@ def test_self_training_rounds_are_recorded_and_validate_on_labelled_images(
     assert main([*args, "--resume"]) == 2
 
 
-def test_self_training_stops_when_a_round_finds_fewer_confident_readings(tmp_path, captcha_dir, monkeypatch):
-    unlabelled = tmp_path / "unlabelled"
-    generate(unlabelled, 12, Style(length=(4, 4), width=(100, 100), height=40), seed=9)
-    truth = [
-        LabelledImage(unlabelled / n, label)
-        for n, label in list(csv.reader((unlabelled / "labels.csv").open()))[1:]
-    ]
-    (unlabelled / "labels.csv").unlink()
-    found = iter([truth[:8], truth[:5]])  # round 1's model is sure of fewer readings than round 0's
-    monkeypatch.setattr(self_training, "pseudo_labels", lambda model, images, threshold: next(found))
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "notes.txt").write_text("mine")  # the user's own file stays
-    args = ["train", str(captcha_dir), "--out", str(run), "--max-epochs", "1", "--no-progress"]
-    assert main([*args, "--unlabelled", str(unlabelled), "--rounds", "3"]) == 0
-    record = json.loads((run / "run.json").read_text())
-    rounds = record["self_training"]["rounds"]
-    # round 2 would have trained on 5 pseudo-labels where round 1 had 8: round 1 is the run
-    assert [(r["round"], r["pseudo_labels"]) for r in rounds] == [(0, 0), (1, 8)]
-    assert rounds[1]["run"] == str(run) and record["options"]["out"] == str(run)
-    assert record["options"]["init"] == str(run / "self-training" / "round-0" / "model.pt")
-    assert (
-        record["train_count"]
-        == json.loads((run / "self-training" / "round-0" / "run.json").read_text())["train_count"] + 8
-    )
-    assert not (run / "self-training" / "round-1").exists()
-    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "notes.txt").read_text() == "mine"
-    Recognizer.load(run / "model.pt").predict(sorted(captcha_dir.glob("*.png"))[0])
-
-
 def test_self_training_refuses_bad_settings_before_training(tmp_path, captcha_dir, capsys):
     base = ["train", str(captcha_dir), "--out", str(tmp_path / "r"), "--no-progress"]
     for extra, message in (

@@ -200,8 +200,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         "--rounds",
         type=int,
         default=D.rounds,
-        help=f"self-training rounds after the first, at most (default: {D.rounds}); a round runs only if "
-        "the last one's model reads more unlabelled images confidently than that round trained on",
+        help=f"self-training rounds after the first (default: {D.rounds})",
     )
     g = p.add_argument_group("data loading")
     g.add_argument(

@@ -6,10 +6,6 @@ and trains again from that model on the labelled plus pseudo-labelled images, fo
 the first round's batches on the fixed schedule (it starts from a model that already reads the site).
 Validation stays on the same labelled images every round (the seeded split), so each round is judged on
 real labels only.
-A round after the first runs only if its model finds more confident readings than the round before
-trained on: with fewer, it would learn from less than the last round did (securimage's second round
-found 110 where the first had 286, and trained for nothing: docs/accuracy.md, session 15). The last
-round trained is then the run.
 Earlier rounds' run folders are kept under RUN/self-training/; the last round is the run itself, and
 its run.json records the threshold, the rounds and how many pseudo-labels each round used.
 """
@@ -63,40 +59,11 @@ def self_train(opts: TrainOptions) -> TrainResult:
                 "run": str(out),
             }
         )
-        if last:
-            break
-        found = pseudo_labels(result.model_path, unlabelled, opts.pseudo_threshold)
-        if n > 0 and len(found) < len(extra):
-            log.info("self-training stops after round %d: %d confident readings, fewer than its %d",
-                     n, len(found), len(extra))  # fmt: skip
-            result = _promote(result, run, opts)
-            rounds[-1]["run"] = str(run)
-            break
-        extra = found
-    assert result is not None  # rounds >= 1: the loop ran
+        if not last:
+            extra = pseudo_labels(result.model_path, unlabelled, opts.pseudo_threshold)
     _record(run, opts, len(unlabelled), rounds)
+    assert result is not None  # rounds >= 1: the loop ran
     return result
-
-
-def _promote(result: TrainResult, run: Path, opts: TrainOptions) -> TrainResult:
-    """The round that ends self-training early becomes the run: its files move up from self-training/."""
-    rundir.prepare(run, opts)  # an old run's files go only with --force (self_train checked it first)
-    source = result.run_dir
-    for entry in source.iterdir():
-        if entry.is_dir():  # checkpoints/: file by file, beside anything the user keeps there
-            (run / entry.name).mkdir(exist_ok=True)
-            for item in entry.iterdir():
-                item.replace(run / entry.name / item.name)
-            entry.rmdir()
-        else:
-            entry.replace(run / entry.name)
-    source.rmdir()
-    return replace(
-        result,
-        run_dir=run,
-        model_path=run / result.model_path.relative_to(source),
-        checkpoint=run / result.checkpoint.relative_to(source),
-    )
 
 
 def _validate(opts: TrainOptions) -> list[Path]:
@@ -140,7 +107,6 @@ def pseudo_labels(model: Path, images: list[Path], threshold: float) -> list[Lab
 def _record(run: Path, opts: TrainOptions, unlabelled: int, rounds: list[dict]) -> None:
     record_path = run / "run.json"
     record = json.loads(record_path.read_text())
-    record["options"]["out"] = str(run)  # a round that ended self-training early trained in self-training/
     record["self_training"] = {
         "unlabelled": str(opts.unlabelled),
         "unlabelled_images": unlabelled,
