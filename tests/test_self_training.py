@@ -13,7 +13,9 @@ from captcha_crnn.training import self_training
 def test_pseudo_labels_are_the_confident_readings(reading_model, captcha_dir):
     images = sorted(captcha_dir.glob("*.png"))[:12]
     rec = Recognizer.load(reading_model)
-    preds = {p: rec.predict(p) for p in images}
+    # one batch, as pseudo_labels reads them: a batch's float sums may differ from one image's in the last
+    # bits on some CPUs, and this deliberately extreme model's readings with them
+    preds = dict(zip(images, rec.predict(images)))
     threshold = sorted(p.confidence for p in preds.values())[6]  # about half pass
     kept = self_training.pseudo_labels(reading_model, images, threshold)
     expected = [LabelledImage(p, pred.text) for p, pred in preds.items() if pred.confidence >= threshold]

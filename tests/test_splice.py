@@ -59,7 +59,7 @@ def test_a_spliced_item_joins_one_images_head_to_anothers_tail() -> None:
     pixels = [np.full((4, 40), v, dtype=np.uint8) for v in (10, 20, 30)]
     targets = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
     cuts = [[12, 24], [14, 28], [10, 20]]
-    spliced = SpliceSet(_Base(pixels, targets), cuts, policy, share=1.0)
+    spliced = SpliceSet(_Base(pixels, targets), policy, 1.0, cuts)
     random.seed(1)
     seen = set()
     for _ in range(50):
@@ -79,9 +79,45 @@ def test_no_share_or_no_alignment_leaves_items_as_they_are(share: float) -> None
     policy = InputPolicy(height=4, min_width=8, max_width=400)
     pixels = [np.full((4, 40), v, dtype=np.uint8) for v in (10, 20, 30)]
     targets = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
-    off = SpliceSet(_Base(pixels, targets), [[12, 24]] * 3, policy, share=share)
-    unaligned = SpliceSet(_Base(pixels, targets), [None, [14, 28], [10, 20]], policy, share=1.0)
+    off = SpliceSet(_Base(pixels, targets), policy, share, [[12, 24]] * 3)
+    unaligned = SpliceSet(_Base(pixels, targets), policy, 1.0, [None, [14, 28], [10, 20]])
     for i in range(3):
         assert off[i][1] == targets[i]
     assert unaligned[0][1] == targets[0]
     assert all(unaligned[1][1] in ([4, 5, 6], [4, 8, 9], [4, 5, 9]) for _ in range(20))
+
+
+def test_align_finds_increasing_cuts_inside_each_image(reading_model, captcha_dir) -> None:
+    from captcha_crnn.data.labels import collect
+    from captcha_crnn.data.tokenizer import CTCTokenizer
+    from captcha_crnn.model.io import load_model
+    from captcha_crnn.training.datamodule import ImageSet, scan
+
+    bundle = load_model(reading_model)
+    items = collect(captcha_dir)[:10]
+    base = ImageSet(scan(items, "training", lazy=False), CTCTokenizer(bundle.charset), bundle.policy)
+    spliced = SpliceSet(base, bundle.policy, 1.0)
+    assert not any(spliced.cuts)  # nothing is spliced before the characters are found
+    spliced.align(bundle.model)
+    for cuts, pixels in zip(spliced.cuts, spliced.pixels):
+        assert cuts is not None and len(cuts) == 3  # 4 digits: 3 boundaries
+        assert 0 < cuts[0] < cuts[1] < cuts[2] < pixels.shape[1]
+    image, label, _ = spliced[0]
+    assert len(label) == 4 and image.shape[0] == bundle.policy.height
+
+
+def test_train_records_the_splice_share_and_refuses_a_bad_one(tmp_path, captcha_dir, capsys) -> None:
+    import json
+
+    from captcha_crnn.cli.main import main
+
+    run = tmp_path / "run"
+    base = ["train", str(captcha_dir), "--no-progress", "--steps", "4"]
+    assert main([*base, "--out", str(run), "--splice", "0.5"]) == 0
+    record = json.loads((run / "run.json").read_text())
+    assert record["splice"] == 0.5 and record["choices"]["splice"] == "0.5 (--splice)"
+    assert main([*base, "--out", str(tmp_path / "r2"), "--splice", "1.5"]) == 2
+    assert "--splice must be between 0 and 1" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "r3"), "--splice", "0.5", "--init", "none"]) == 2
+    assert "--splice needs starting weights" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()

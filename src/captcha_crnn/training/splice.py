@@ -10,15 +10,20 @@ that already reads the style somewhat: the run's starting weights (a fine-tune f
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 from collections.abc import Sequence
+from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from captcha_crnn.data.images import InputPolicy, stack_batch
 from captcha_crnn.data.tokenizer import BLANK
+
+log = logging.getLogger("captcha_crnn")
 
 Sample = tuple[np.ndarray, list[int], int]
 
@@ -98,26 +103,39 @@ def align(
 
 class SpliceSet(Dataset):
     """A training set in memory whose items are, with probability `share`, spliced with another item of
-    the same label length (see the module's docstring); otherwise the item itself."""
-
-    def __init__(
-        self, base: Dataset, cuts: Sequence[list[int] | None], policy: InputPolicy, share: float
-    ) -> None:
-        self.base, self.cuts, self.policy, self.share = base, list(cuts), policy, share
-        self.pixels, self.targets = base.pixels, base.targets  # type: ignore[attr-defined]
-        by_length: dict[int, list[int]] = {}
-        for i, c in enumerate(self.cuts):
-            if c is not None and c:
-                by_length.setdefault(len(self.targets[i]), []).append(i)
-        self.partners = by_length
+    the same label length (see the module's docstring); otherwise the item itself. No item is spliced
+    until `align` has found where its characters are."""
 
     lazy = False
 
+    def __init__(
+        self,
+        base: Any,
+        policy: InputPolicy,
+        share: float,
+        cuts: Sequence[list[int] | None] | None = None,
+    ) -> None:
+        self.base, self.policy, self.share = base, policy, share
+        self.pixels, self.targets = base.pixels, base.targets
+        self.set_cuts(cuts if cuts is not None else [None] * len(self.pixels))
+
+    def set_cuts(self, cuts: Sequence[list[int] | None]) -> None:
+        self.cuts = list(cuts)
+        self.partners: dict[int, list[int]] = {}
+        for i, c in enumerate(self.cuts):
+            if c:
+                self.partners.setdefault(len(self.targets[i]), []).append(i)
+
+    def align(self, model: torch.nn.Module) -> int:
+        """Find each image's characters with `model`; how many images can be spliced."""
+        self.set_cuts(align(model, self.pixels, self.targets, self.policy))
+        return sum(bool(c) for c in self.cuts)
+
     def widths(self) -> list[int] | None:
-        return self.base.widths()  # type: ignore[attr-defined]
+        return self.base.widths()
 
     def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
+        return len(self.pixels)
 
     def __getitem__(self, i: int) -> Sample:
         pixels, target = self.pixels[i], self.targets[i]
@@ -135,3 +153,19 @@ class SpliceSet(Dataset):
         if joined.shape[1] < self.policy.min_width or self.policy.frames(joined.shape[1]) < needed:
             return pixels, target, i
         return np.ascontiguousarray(joined), label, i
+
+
+class AlignAtStart(L.Callback):
+    """Finds the characters of the training set (a SpliceSet) with the weights training starts from."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dataset = trainer.datamodule.train_set  # type: ignore[attr-defined]
+        if isinstance(dataset, SpliceSet):
+            aligned = dataset.align(pl_module.model)
+            if trainer.is_global_zero:
+                log.info(
+                    "splicing %g of the training images drawn: %d of %d aligned",
+                    dataset.share,
+                    aligned,
+                    len(dataset),
+                )
