@@ -20,10 +20,6 @@ SMALL_VALIDATION = 100
 FIXED_STEPS = 400
 FIXED_LR = 3e-3
 PLATEAU_LR = 1e-3
-# The share of a fine-tune's training images replaced, each time one is drawn, by one spliced from two at a
-# character boundary (training/splice.py); None in TrainOptions.splice: this when fine-tuning on the fixed
-# schedule.
-SPLICE_SHARE = 0.0
 LAZY_ABOVE = 20_000  # images; above this a folder is read lazily (decoded in workers), not held in memory
 
 
@@ -73,10 +69,6 @@ class TrainOptions:
     # `patience` steps without a 2% better validation loss, halve the LR after `plateau_patience`.
     patience: int = 600
     augment: bool = True
-    # Splicing: this share of the training images drawn are replaced by one cut from two images at a
-    # character boundary that the starting weights' CTC alignment finds (training/splice.py). None:
-    # SPLICE_SHARE when fine-tuning on the fixed schedule with the images in memory, else none.
-    splice: float | None = None
     plateau_patience: int = 200
     min_steps: int = 500  # no LR cuts or early stopping before this, nor before CTC leaves its blank plateau
     warmup_steps: int = 100  # the LR rises linearly to `lr` over these first steps

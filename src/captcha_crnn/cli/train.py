@@ -15,14 +15,7 @@ from captcha_crnn.cli.common import (
     style_from_options,
 )
 from captcha_crnn.errors import CaptchaCrnnError
-from captcha_crnn.options import (
-    FIXED_LR,
-    LAZY_ABOVE,
-    PLATEAU_LR,
-    SMALL_VALIDATION,
-    SPLICE_SHARE,
-    TrainOptions,
-)
+from captcha_crnn.options import FIXED_LR, LAZY_ABOVE, PLATEAU_LR, SMALL_VALIDATION, TrainOptions
 
 if TYPE_CHECKING:
     from captcha_crnn.data.synthetic import Style
@@ -164,14 +157,6 @@ def add(sub: argparse._SubParsersAction) -> None:
         "--no-augment",
         action="store_true",
         help="train on the images as they are (default: random small affine jitter, contrast, noise)",
-    )
-    g.add_argument(
-        "--splice",
-        type=float,
-        metavar="SHARE",
-        help="replace this share of the training images, 0..1, by ones spliced from two at a character "
-        "boundary found by the starting weights (default: "
-        f"{SPLICE_SHARE:g} when fine-tuning on the fixed schedule, else 0)",
     )
     g.add_argument(
         "--seed",

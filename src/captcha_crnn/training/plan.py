@@ -27,14 +27,7 @@ from captcha_crnn.data.tokenizer import CTCTokenizer
 from captcha_crnn.errors import CaptchaCrnnError, ModelFileError, one_line
 from captcha_crnn.files import check_apart
 from captcha_crnn.model.crnn import DEFAULT_PRESET, PRESETS, WIDTH_STRIDE, config_from_preset
-from captcha_crnn.options import (
-    FIXED_LR,
-    LAZY_ABOVE,
-    PLATEAU_LR,
-    SMALL_VALIDATION,
-    SPLICE_SHARE,
-    TrainOptions,
-)
+from captcha_crnn.options import FIXED_LR, LAZY_ABOVE, PLATEAU_LR, SMALL_VALIDATION, TrainOptions
 from captcha_crnn.training.inputs import Inputs, fold
 from captcha_crnn.weights import BASES, base_for, is_builtin, manifest
 
@@ -56,7 +49,6 @@ class Plan:
     choices: dict[str, str]  # what the defaults chose from the data, and why (run.json; one log line)
     donor: Any = field(default=None, compare=False, repr=False)  # ModelBundle starting training; None: random
     start: str = ""  # what the donor is called in the log ("general", a model file)
-    splice: float = 0.0  # the share of training images drawn that are spliced from two (training/splice.py)
 
     @property
     def tokenizer(self) -> CTCTokenizer:
@@ -70,7 +62,6 @@ class Plan:
             "model_config": self.model_config,
             "choices": self.choices,
             "label_lengths": self.label_lengths,
-            "splice": self.splice,
         }
 
     @classmethod
@@ -89,7 +80,6 @@ class Plan:
             label_lengths=label_lengths(inputs),
             ignore_case=opts.ignore_case,
             choices=saved.get("choices", {}),
-            splice=saved.get("splice", 0.0),
         )
 
 
@@ -115,7 +105,6 @@ def resolve(opts: TrainOptions, inputs: Inputs) -> Plan:
     donor, choices["start"] = _donor(opts, config)
     schedule, choices["schedule"] = _schedule(opts, donor is not None, len(inputs.val_images))
     keep, choices["weights"] = keep_weights(opts.keep, schedule, len(inputs.val_images))
-    splice, choices["splice"] = _splice(opts, inputs, donor is not None, schedule)
     return Plan(
         charset=charset,
         policy=policy,
@@ -129,7 +118,6 @@ def resolve(opts: TrainOptions, inputs: Inputs) -> Plan:
         choices=choices,
         donor=donor,
         start=str(opts.init),
-        splice=splice,
     )
 
 
@@ -186,8 +174,6 @@ def validate(opts: TrainOptions) -> None:
         raise CaptchaCrnnError(f"--min-width {opts.min_width} is more than --max-width {opts.max_width}")
     if opts.crop not in (None, "text", "none"):
         raise CaptchaCrnnError(f"--crop must be text or none, got {opts.crop!r}")
-    if opts.splice is not None and not 0 <= opts.splice <= 1:
-        raise CaptchaCrnnError(f"--splice must be between 0 and 1, got {opts.splice:g}")
     if opts.charset is not None and not opts.charset:
         raise CaptchaCrnnError("--charset is empty; leave it out to learn the characters from the labels")
 
@@ -206,31 +192,6 @@ def _schedule(opts: TrainOptions, pretrained: bool, val_count: int) -> tuple[str
     if pretrained:
         why = f"{val_count} validation images are enough to stop on"
     return "plateau", f"plateau: LR halved and training stopped on the validation loss ({why})"
-
-
-def _splice(opts: TrainOptions, inputs: Inputs, pretrained: bool, schedule: str) -> tuple[float, str]:
-    """The share of training images drawn that are spliced from two (--splice when given), and why. Few
-    labels are few sequences, which the network learns whole; splicing makes new ones in the style's own
-    pixels. It cuts where the starting weights' CTC alignment puts a character boundary, so it needs
-    starting weights that read the style (a fine-tune) and the images in memory."""
-    lazy = any(img.pixels is None for img in inputs.train_images)
-    if inputs.style is not None or lazy or not inputs.train_images:
-        why = "generated images" if inputs.style is not None else "the images are read lazily"
-        if opts.splice:
-            raise CaptchaCrnnError(f"--splice needs labelled images held in memory (here: {why})")
-        return 0.0, f"none: {why}" if opts.splice is None else "none (--splice 0)"
-    if opts.splice is not None:
-        if opts.splice and not pretrained:
-            raise CaptchaCrnnError(
-                "--splice needs starting weights that read the style (--init), to find where characters are"
-            )
-        return opts.splice, f"{opts.splice:g} (--splice)"
-    if SPLICE_SHARE and pretrained and schedule == "fixed":
-        return SPLICE_SHARE, (
-            f"{SPLICE_SHARE:g} of the training images drawn are spliced from two at a character boundary "
-            "that the starting weights find: few labels are few sequences (--splice 0 for none)"
-        )
-    return 0.0, "none (--splice SHARE splices a fine-tune's images)"
 
 
 def keep_weights(keep: str | None, schedule: str, val_count: int) -> tuple[str, str]:

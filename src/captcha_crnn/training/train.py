@@ -90,11 +90,6 @@ def train(opts: TrainOptions, extra: Sequence[LabelledImage] = ()) -> TrainResul
         rundir.prepare(run, opts)
         _announce(opts, plan, inputs, sets, run, saved)
     system, datamodule = _system(opts, plan, sets, resuming=saved is not None)
-    if plan.splice:  # the cuts come from the weights training starts with, a new run's or a resumed one's
-        from captcha_crnn.training.splice import AlignAtStart, SpliceSet
-
-        datamodule.train_set = SpliceSet(sets.train, plan.policy, plan.splice)
-        trainer.callbacks = [*trainer.callbacks, AlignAtStart()]
     started = time.monotonic()
     trainer.fit(
         system,
