@@ -345,18 +345,21 @@ def train_speed_section(d: dict) -> list[str]:
         "## `train` speed on a user's folder",
         "",
         f"`{d['command']}` ({d['machine']}). The folder: `{d['folder']}`; each way is plain `captcha-crnn "
-        f"train DIR --max-epochs {d['epochs']} --seed 0` of its commit (plus the way's arguments), in a fresh "
+        f"train DIR --max-epochs {d['epochs']} --seed 0` of its commit (plus the way's arguments: this tree's "
+        "train the network the baseline chose, so that only the way differs), in a fresh "
         "interpreter. Images/s: through the timed training steps (forward, backward, optimiser, "
         "augmentation, weight average; not data loading; after 20 warm-up steps), every process's images "
         "counted. Epoch: the mean wall time of epochs 2 on (validation included). Test: each model on 1000 "
         "other images of the style (`--seed 2`).",
         "",
-        "| way | train arguments | processes x threads | images/s | speed-up | mean epoch | test accuracy (of N) |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| way | train arguments | network, input | processes x threads | images/s | speed-up | mean epoch "
+        "| test accuracy (of N) |",
+        "|---|---|---|---|---:|---:|---:|---:|",
     ]
     for name, r in d["ways"].items():
         lines.append(
-            f"| {name} | {r['args'] or '(defaults)'} | {r['processes']} x {r['threads_per_process']} "
+            f"| {name} | {r['args'] or '(defaults)'} | {(r.get('model_choice') or '?').split(',')[0]}, "
+            f"{r.get('input', '?')} | {r['processes']} x {r['threads_per_process']} "
             f"| {r['images_per_s']:.0f} | {r['speed_up']:.2f}x | {r['mean_epoch_s']:.1f} s "
             f"| {r['test_sequence_accuracy']:.1%} ({r['test_images']}) |"
         )

@@ -11,7 +11,10 @@ images/s counts every process's images (a run of N processes: N x its batches). 
 run's metrics.csv (validation included). Each model is then read on 1000 other images of the same style
 (`--seed 2`), with the reader of its own commit, so a faster way must also train as well.
 
-`--way "bf16=--precision bf16"` adds a way: this tree with extra `train` arguments.
+This tree's ways train the network the baseline chose by itself (SAME_NETWORK: nano at height 32, as
+48b2dc5 did): the issue compares speed with the network and input size held fixed, and today's defaults
+choose a larger network for this folder (the reader's size at height 80). `--way "bf16=--precision bf16"`
+adds a way: this tree with extra `train` arguments.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ sys.path.insert(0, str(BENCH))
 FOLDER = ["--count", "6000", "--size", "200x90", "--charset", "abcdefghijklmnopqrstuvwxyz0123456789",
           "--length", "5-7"]  # fmt: skip
 TEST_IMAGES, WARMUP = 1000, 20
+SAME_NETWORK = ["--preset", "nano", "--height", "32"]  # what 48b2dc5 chose for the folder by itself
 
 # Run in a fresh interpreter with `src` first on sys.path, so each way imports its own commit's code. In a
 # run of several processes Lightning starts the others by running this same file again.
@@ -106,7 +110,8 @@ def run(name: str, src: Path, extra: list[str], data: Path, test: Path, epochs: 
         test_result = json.loads((out / "test.json").read_text())
         with (out / "metrics.csv").open(newline="") as fh:
             elapsed = [float(row["elapsed_s"]) for row in csv.DictReader(fh)]
-        choices = json.loads((out / "run.json").read_text()).get("choices", {})
+        record = json.loads((out / "run.json").read_text())
+        choices, policy = record.get("choices", {}), record.get("input_policy", {})
     epoch_s = [b - a for a, b in zip([0.0, *elapsed], elapsed)]
     return {
         "args": shlex.join(extra),
@@ -118,8 +123,18 @@ def run(name: str, src: Path, extra: list[str], data: Path, test: Path, epochs: 
         "mean_epoch_s": sum(epoch_s[1:]) / max(1, len(epoch_s) - 1),  # the first includes start-up
         "total_s": elapsed[-1] if elapsed else 0.0,
         "model_choice": choices.get("model"),
+        "input": _input(policy),
         **test_result,
     }
+
+
+def _input(policy: dict) -> str:
+    """'168x32 colour' (or '80..400x32 grey'): the input as the run's policy recorded it."""
+    if not policy:
+        return "?"
+    lo, hi = policy.get("min_width"), policy.get("max_width")
+    width = f"{lo}" if lo == hi else f"{lo}..{hi}"
+    return f"{width}x{policy.get('height')} {'colour' if policy.get('channels', 1) == 3 else 'grey'}"
 
 
 def _env() -> dict:
@@ -154,8 +169,11 @@ def main() -> None:
         "ways": {},
     }
     with worktree(args.baseline) as tree:
-        ways = [(args.baseline, tree / "src", []), ("this tree", ROOT / "src", [])]
-        ways += [(f"this tree, {name}", ROOT / "src", shlex.split(extra)) for name, extra in extra_ways]
+        ways = [(args.baseline, tree / "src", []), ("this tree", ROOT / "src", SAME_NETWORK)]
+        ways += [
+            (f"this tree, {name}", ROOT / "src", [*SAME_NETWORK, *shlex.split(extra)])
+            for name, extra in extra_ways
+        ]
         for name, src, extra in ways:
             r = run(name, src, extra, data, test, args.epochs)
             results["ways"][name] = r
