@@ -36,6 +36,9 @@ stays the shipped general.pt, a new RUN and SEED (new images and a new validatio
 package both ways (plain and averaged with its init), and append this stage's own figures to STAGES
 (general.json's "trained" holds the totals: subtract the stages before). A stage ships only if the
 held-out rows of benchmarks/general.py improve.
+Timing: stages 4-15 ran on a 2-core CPU with bfloat16 units (an epoch of 200,000 images at height 48 in
+~23-25 minutes). On a CPU without them `train` runs in float32 and the first epoch had not ended after 38
+minutes (session 16): there, give `train --minutes 130` (3 epochs) or run the stage where a GPU is lent.
 Stage 3's nano weights ship as `general-base` (`base`), which `train --init general` starts from.
 
 The fonts come from Debian packages and OpenCV, which the shipped package does not need:
