@@ -197,6 +197,27 @@ def test_hershey_fonts_without_opencv_4_are_a_one_line_error(monkeypatch) -> Non
         general.hershey_faces.cache_clear()
 
 
+def test_the_wider_families_keep_full_faces_a_few_of_each_family(tmp_path) -> None:
+    """more_fonts() keeps faces with every CHARSET glyph, at most MORE_PER_FAMILY of a family, and none of
+    DejaVu (the held-out styles' fonts); an empty root gives none."""
+    import shutil
+
+    import captcha
+
+    from captcha_crnn.data import general
+
+    droid = Path(captcha.__file__).parent / "data" / "DroidSansMono.ttf"
+    for k in range(general.MORE_PER_FAMILY + 2):  # one family, more faces than are kept
+        shutil.copy(droid, tmp_path / f"droid{k}.ttf")
+    (tmp_path / "dejavu").mkdir()
+    shutil.copy(droid, tmp_path / "dejavu" / "DejaVuSans.ttf")
+    (tmp_path / "broken.ttf").write_bytes(b"not a font")
+    kept = general.more_fonts((str(tmp_path),))
+    assert len(kept) == general.MORE_PER_FAMILY
+    assert all("droid" in Path(f).name for f in kept)
+    assert general.more_fonts((str(tmp_path / "none"),)) == ()
+
+
 def test_crop_cuts_the_image_to_its_text_with_at_most_the_margin_asked_for() -> None:
     plain = Look(fonts=("dejavu-sans",), background="white", size=(0.5, 0.5))
     full = draw(plain, "k7Wq", 200, 60, random.Random(3))

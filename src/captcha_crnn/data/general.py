@@ -34,6 +34,30 @@ FONT_GLOBS = (
 FONT_PACKAGES = "fonts-liberation fonts-freefont-ttf fonts-roboto-unhinted fonts-urw-base35"
 # Symbols, dingbats and a script face: not text a captcha is drawn in.
 EXCLUDED_FONTS = ("StandardSymbolsPS", "D050000L", "Z003")
+# Stage 17 on: many more free families (sans, serif, mono, rounded, handwritten, display, pixel), drawn
+# for MORE_FONTS_SHARE of the images: the variety of faces real sites draw in, beside the families above.
+# Every installed face with all of CHARSET's glyphs counts, except DejaVu (the held-out benchmark styles'),
+# MORE_EXCLUDED and faces of packages not listed here; at most MORE_PER_FAMILY faces of a family, so that a
+# family of many weights (Noto, Latin Modern) is drawn no more often than one of four.
+MORE_FONT_PACKAGES = (
+    "fonts-noto-core fonts-open-sans fonts-lato fonts-cantarell fonts-crosextra-carlito "
+    "fonts-crosextra-caladea fonts-croscore fonts-texgyre fonts-comic-neue fonts-hack fonts-inconsolata "
+    "fonts-go fonts-adf-accanthis fonts-adf-baskervald fonts-adf-berenis fonts-adf-gillius "
+    "fonts-adf-ikarius fonts-adf-irianis fonts-adf-libris fonts-adf-mekanus fonts-adf-oldania "
+    "fonts-adf-romande fonts-adf-solothurn fonts-adf-switzera fonts-adf-tribun fonts-adf-universalis "
+    "fonts-adf-verana fonts-cabin fonts-cabinsketch fonts-dustin fonts-humor-sans fonts-femkeklaver "
+    "fonts-breip fonts-dkg-handwriting fonts-kristi fonts-isabella fonts-league-spartan fonts-league-mono "
+    "fonts-radisnoir fonts-tuffy fonts-yanone-kaffeesatz fonts-vollkorn fonts-quattrocento "
+    "fonts-linuxlibertine fonts-lmodern fonts-ebgaramond fonts-sil-andika fonts-sil-charis "
+    "fonts-sil-gentium fonts-mplus fonts-jetbrains-mono fonts-firacode fonts-unifont fonts-goudybookletter"
+)
+MORE_FONT_ROOTS = ("/usr/share/fonts", "/usr/share/texmf/fonts")
+# Symbols; faces that draw lower case as capitals (small caps, titling, Humor Sans): a label's case would
+# lie; keyboard keys; a bitmap face PIL cannot scale; the wildest display faces.
+MORE_EXCLUDED = ("Symbols", "Math", "Nushu", "Euterpe", "Dingbat", "Caps", "Titling", "Style", "Humor")
+MORE_EXCLUDED += ("Keyboard", "Sample", "Wargames", "F500", "wasn_t")
+MORE_PER_FAMILY = 4
+MORE_FONTS_SHARE = 0.5
 
 # Which characters a label draws from, and how often: most real captchas use digits or lower case.
 CHARSETS = (
@@ -106,6 +130,33 @@ def fonts(root: str = "/usr/share/fonts") -> tuple[str, ...]:
 
 
 @functools.cache
+def more_fonts(roots: tuple[str, ...] = MORE_FONT_ROOTS) -> tuple[str, ...]:
+    """The wider families' font files (MORE_FONT_PACKAGES), sorted; empty without them or fontTools
+    (matplotlib's dependency), which reads which glyphs a face has."""
+    try:
+        from fontTools.ttLib import TTFont
+    except ImportError:
+        return ()
+    import re
+
+    base = set(fonts())
+    needed = set(map(ord, CHARSET))
+    families: dict[str, list[str]] = {}
+    for path in sorted({str(p) for root in roots for p in Path(root).rglob("*.[ot]tf")}):
+        if path in base or "dejavu" in path.lower() or any(x in path for x in EXCLUDED_FONTS):
+            continue
+        try:
+            face = TTFont(path, lazy=True)
+            cmap = face.getBestCmap() or {}
+            family = face["name"].getDebugName(16) or face["name"].getDebugName(1) or path
+        except Exception:  # a file fontTools cannot read is a face the recipe does without
+            continue
+        if needed <= set(cmap) and not any(x.lower() in f"{family} {path}".lower() for x in MORE_EXCLUDED):
+            families.setdefault(re.sub(r"\s+\d+$", "", family), []).append(path)
+    return tuple(sorted(p for paths in families.values() for p in paths[:MORE_PER_FAMILY]))
+
+
+@functools.cache
 def hershey_faces() -> tuple[str, ...]:
     """The Hershey font names, when OpenCV 4 (which draws them) is installed; else none."""
     try:
@@ -164,6 +215,8 @@ def draw(text: str, rng: random.Random) -> Image.Image:
     pool = fonts()
     if not pool:
         raise CaptchaCrnnError(f"the general recipe's fonts are missing: apt-get install {FONT_PACKAGES}")
+    if (more := more_fonts()) and rng.random() < MORE_FONTS_SHARE:
+        pool = more
     width, height = size(text, rng)
     if rng.random() < LIBRARY_SHARE:
         image = _library(text, width, height, pool, rng)
