@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import random
+import re
 import string
 from pathlib import Path
 
@@ -34,11 +35,12 @@ FONT_GLOBS = (
 FONT_PACKAGES = "fonts-liberation fonts-freefont-ttf fonts-roboto-unhinted fonts-urw-base35"
 # Symbols, dingbats and a script face: not text a captcha is drawn in.
 EXCLUDED_FONTS = ("StandardSymbolsPS", "D050000L", "Z003")
-# Stage 17 on: many more free families (sans, serif, mono, rounded, handwritten, display, pixel), drawn
+# Stage 16 on: many more free families (sans, serif, mono, rounded, handwritten, display, pixel), drawn
 # for MORE_FONTS_SHARE of the images: the variety of faces real sites draw in, beside the families above.
-# Every installed face with all of CHARSET's glyphs counts, except DejaVu (the held-out benchmark styles'),
-# MORE_EXCLUDED and faces of packages not listed here; at most MORE_PER_FAMILY faces of a family, so that a
-# family of many weights (Noto, Latin Modern) is drawn no more often than one of four.
+# Every face installed under MORE_FONT_ROOTS with all of CHARSET's glyphs counts (stage 16 had
+# MORE_FONT_PACKAGES installed, and no other font package beside FONT_PACKAGES and DejaVu), except
+# DejaVu (the held-out benchmark styles') and MORE_EXCLUDED; at most MORE_PER_FAMILY faces of a family, so
+# that a family of many weights (Noto, Latin Modern) is drawn no more often than one of four.
 MORE_FONT_PACKAGES = (
     "fonts-noto-core fonts-open-sans fonts-lato fonts-cantarell fonts-crosextra-carlito "
     "fonts-crosextra-caladea fonts-croscore fonts-texgyre fonts-comic-neue fonts-hack fonts-inconsolata "
@@ -137,8 +139,6 @@ def more_fonts(roots: tuple[str, ...] = MORE_FONT_ROOTS) -> tuple[str, ...]:
         from fontTools.ttLib import TTFont
     except ImportError:
         return ()
-    import re
-
     base = set(fonts())
     needed = set(map(ord, CHARSET))
     families: dict[str, list[str]] = {}
