@@ -5,6 +5,8 @@
     python scripts/pretrain.py package                        # last weights -> weights/general.*
     python scripts/pretrain.py package --average-with FILE    # their mean with FILE's (stage 12)
     python scripts/pretrain.py base FILE                      # a nano model -> weights/general-base.*
+    python scripts/pretrain.py pack                           # -> .stage/, for a stage on a lent GPU
+    sh scripts/gpu_stage.sh                                   # that stage, there (its header says how)
 
 Stage 4 trained the reader (the `small` preset, ~5x nano's parameters) from a random start on a 2-core
 CPU. Earlier stages drew every image afresh in DataLoader workers, which took the cores the network
@@ -46,6 +48,11 @@ minutes (session 16): there, give `train --minutes 130` (3 epochs) or run the st
 Stage 16's CPU (session 17, bfloat16 units) ran an epoch in 14-15 minutes.
 Stage 3's nano weights ship as `general-base` (`base`), which `train --init general` starts from.
 
+On a lent GPU (issue 25; the device tool carries 64 MiB of working tree and not ../shared) the stage runs
+from `pack`'s .stage/: the recipe's fonts cut to ASCII (general.FONT_ROOT points there), the allowed real
+sources and the wheels that machine lacks. scripts/gpu_stage.sh draws there with all its cores (`render
+--packed`), trains under bfloat16 (`train --epochs --precision`), and returns what `package` needs here.
+
 The fonts come from Debian packages and OpenCV, which the shipped package does not need:
     apt-get install fonts-liberation fonts-freefont-ttf fonts-roboto-unhinted fonts-urw-base35
     apt-get install --no-install-recommends $(python -c "from captcha_crnn.data import general; print(general.MORE_FONT_PACKAGES)")
@@ -61,6 +68,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import subprocess
 import sys
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -82,6 +91,7 @@ REAL_REPEAT = 2  # each allowed real image appears this often per epoch (they ar
 STAGE = 17  # stage 15 ran and did not ship (docs/accuracy.md): STAGES holds the shipped ones
 RUN = ROOT / "runs" / "general-17"
 SHARDS = RUN / "shards"
+PACKED = ROOT / ".stage"  # git-ignored: what `pack` makes for a lent GPU (scripts/gpu_stage.sh)
 WEIGHTS = ROOT / "src" / "captcha_crnn" / "weights"
 SEED = 20261219
 VAL_IMAGES = 2000  # generated validation images, beside the held-back real ones
@@ -322,8 +332,8 @@ def _by_hash(name: str, items: list) -> list:
     return sorted(items, key=lambda i: zlib.crc32(f"{name}/{i.path.name}".encode()))
 
 
-def _real(height: int) -> tuple[list[tuple[bytes, str]], list[tuple[bytes, str]]]:
-    """The allowed real sources, resized like the drawn images: (training, held back for validation)."""
+def _real(height: int, root: Path = REAL) -> tuple[list[tuple[bytes, str]], list[tuple[bytes, str]]]:
+    """The allowed real sources under `root`, resized like the drawn images: (training, held back)."""
     import io
 
     from PIL import Image
@@ -334,7 +344,7 @@ def _real(height: int) -> tuple[list[tuple[bytes, str]], list[tuple[bytes, str]]
     policy = InputPolicy(height, 4, 4096, 4, 3, 1.0)
     train, val = [], []
     for name in ALLOWED:
-        items = _by_hash(name, collect(REAL / name))
+        items = _by_hash(name, collect(root / name))
         for k, item in enumerate(items):
             buffer = io.BytesIO()
             Image.fromarray(load_for_model(item.path, policy)).save(buffer, "PNG", compress_level=1)
@@ -353,13 +363,22 @@ def _write(folder: Path, images: list[tuple[bytes, str]]) -> None:
             writer.writerow([name, label])
 
 
-def render(images: int, workers: int) -> None:
+def _check_fonts() -> None:
+    where = f" under {general.FONT_ROOT}" if str(general.FONT_ROOT) != "/" else ""
     if not general.fonts():
-        sys.exit(f"no fonts for the general recipe: apt-get install {general.FONT_PACKAGES}")
+        sys.exit(f"no fonts for the general recipe{where}: apt-get install {general.FONT_PACKAGES}")
     if not general.more_fonts():
-        sys.exit(f"no wider font families for the recipe: apt-get install {general.MORE_FONT_PACKAGES}")
+        sys.exit(f"no wider font families{where}: apt-get install {general.MORE_FONT_PACKAGES}")
     if not general.hershey_faces():
         sys.exit("no Hershey fonts for the general recipe: pip install 'opencv-python-headless<5'")
+
+
+def render(images: int, workers: int, packed: bool = False) -> None:
+    """Draw the stage's images; with `packed`, the real sources come from PACKED (a lent GPU's machine has
+    no ../shared)."""
+    if packed and not (PACKED / "real").is_dir():
+        sys.exit(f"{PACKED}: nothing packed; run `python scripts/pretrain.py pack` where ../shared is")
+    _check_fonts()
     if (SHARDS / "train" / "labels.csv").is_file():
         sys.exit(f"{SHARDS}: already rendered; remove it to draw again")
     height = OPTIONS["height"]
@@ -377,7 +396,7 @@ def render(images: int, workers: int) -> None:
             else:
                 drawn += part
                 print(f"drew {len(drawn)} of {images}", flush=True)
-    real_train, real_val = _real(height)
+    real_train, real_val = _real(height, PACKED / "real" if packed else REAL)
     _write(SHARDS / "train", drawn + real_train * REAL_REPEAT)
     _write(SHARDS / "val", val + real_val)
     print(f"{SHARDS}: {_count(SHARDS / 'train')} training, {_count(SHARDS / 'val')} validation images")
@@ -386,7 +405,7 @@ def render(images: int, workers: int) -> None:
 # --- train ----------------------------------------------------------------------------------------------
 
 
-def train(minutes: float) -> None:
+def train(minutes: float, epochs: int, precision: str) -> None:
     from captcha_crnn.training import hardware
     from captcha_crnn.training.train import train as run_training
 
@@ -394,7 +413,7 @@ def train(minutes: float) -> None:
         sys.exit(f"{SHARDS}: nothing rendered yet; run `python scripts/pretrain.py render` first")
     resume = (RUN / "checkpoints" / "last.ckpt").is_file()
     options = dict(OPTIONS)
-    epochs = options.pop("epochs")
+    options.pop("epochs")  # `epochs`: OPTIONS' unless the command line says otherwise
     # The starting weights count only for a new run (a resumed one continues from its checkpoint, and
     # train refuses --init with --resume); relative to the project, wherever this runs from.
     init = options.pop("init")
@@ -410,6 +429,7 @@ def train(minutes: float) -> None:
         max_epochs=epochs,
         max_time=minutes,
         keep="last",
+        precision=precision,
         lazy=False,
         workers=0,
         resume=resume,
@@ -431,6 +451,120 @@ def train(minutes: float) -> None:
         f"{result.model_path}: {result.epochs} epochs, {metrics['sequence_accuracy']:.1%} of "
         f"{metrics['count']} validation images"
     )
+
+
+# --- pack: what a lent GPU needs beside the working tree ------------------------------------------------
+
+CARRY_LIMIT = 64 * 2**20  # the device tool carries at most this: the working tree and PACKED together
+# What the train extra needs that the GPU machines' image lacks (/work/.library/device/KINDS.md lists it);
+# they carry as wheels for its Python, 3.12.
+WHEELS = ("captcha", "rapidfuzz")
+GPU_PYTHON = "3.12"
+
+
+def pack() -> None:
+    """PACKED/: the recipe's font files cut to the characters it draws, under the paths they have here
+    (fonts/, for CAPTCHA_CRNN_FONT_ROOT: 98 MB whole, 12 MB cut); the allowed real sources' folders as they
+    are (real/, 14 MB; resized there, 70 MB); wheels of WHEELS (wheels/). Checked before it is moved in: images drawn
+    with the cut fonts are the same bytes as with the installed ones, and all of it fits the carry limit."""
+    _check_fonts()
+    if not (REAL / "SOURCES.md").is_file():
+        sys.exit(f"{REAL}: the real sources are not here (pack where ../shared/data is)")
+    if PACKED.exists():
+        sys.exit(f"{PACKED}: already packed; remove it to pack again")
+    partial = PACKED.with_name(PACKED.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    _cut_fonts(partial / "fonts")
+    _same_drawing(partial / "fonts")
+    for name in ALLOWED:
+        shutil.copytree(REAL / name, partial / "real" / name)
+    _wheels(partial / "wheels")
+    size = _size(partial) + _tracked_size()
+    if size > CARRY_LIMIT:
+        sys.exit(
+            f"{partial}: with the working tree it is {size / 2**20:.1f} MiB, over the {CARRY_LIMIT >> 20} MiB carried"
+        )
+    os.replace(partial, PACKED)
+    print(f"packed {PACKED}: {_size(PACKED) / 2**20:.1f} MiB, {size / 2**20:.1f} MiB with the working tree")
+
+
+def _cut_fonts(dest: Path) -> None:
+    for path in sorted({*general.fonts(), *general.more_fonts()}):
+        cut_font(path, dest / os.path.relpath(path, general.FONT_ROOT))
+
+
+def cut_font(path: str, out: Path) -> None:
+    """The font file at `path` with only printable ASCII's glyphs, at `out`: its names (more_fonts groups
+    faces by family), hinting and layout kept, so that it draws those glyphs as the whole file does."""
+    from fontTools import subset
+
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # it logs each table it prunes
+    options = subset.Options()
+    options.name_IDs = ["*"]
+    options.name_languages = ["*"]
+    options.name_legacy = True
+    options.layout_features = ["*"]
+    options.legacy_kern = True
+    options.notdef_outline = True
+    options.glyph_names = True
+    font = subset.load_font(path, options)
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(unicodes=range(0x20, 0x7F))
+    subsetter.subset(font)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subset.save_font(font, str(out), options)
+
+
+def _same_drawing(fonts_root: Path) -> None:
+    """The recipe's first images drawn with the installed fonts and with the cut ones: the same bytes."""
+    code = (
+        "import hashlib, sys; sys.path.insert(0, 'scripts'); import pretrain; "
+        "print(hashlib.sha256(b''.join(png for png, _ in pretrain._draw((1, 300, 48)))).hexdigest())"
+    )
+
+    def digest(env: dict[str, str]) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    here = {k: v for k, v in os.environ.items() if k != "CAPTCHA_CRNN_FONT_ROOT"}
+    if digest(here) != digest({**here, "CAPTCHA_CRNN_FONT_ROOT": str(fonts_root)}):
+        sys.exit(f"{fonts_root}: the cut fonts draw the recipe's images differently from the installed ones")
+
+
+def _wheels(dest: Path) -> None:
+    from importlib.metadata import version
+
+    platforms = [f"--platform=manylinux_2_{n}_x86_64" for n in (17, 27, 28)] + [
+        "--platform=manylinux2014_x86_64"
+    ]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            f"--python-version={GPU_PYTHON}",
+            "--implementation=cp",
+            *platforms,
+            f"--dest={dest}",
+            *[f"{name}=={version(name)}" for name in WHEELS],
+        ],
+        check=True,
+    )
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _tracked_size() -> int:
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    return sum((ROOT / n).stat().st_size for n in names.decode().split("\0") if n and (ROOT / n).is_file())
 
 
 # --- package --------------------------------------------------------------------------------------------
@@ -545,8 +679,14 @@ def main() -> None:
     r = sub.add_parser("render", help="draw the stage's images once, to disk")
     r.add_argument("--images", type=int, default=200_000, help="generated training images")
     r.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="drawing processes")
+    r.add_argument("--packed", action="store_true", help=f"the real sources from {PACKED.name}/ (a lent GPU)")
     t = sub.add_parser("train", help="start or resume the pre-training run")
     t.add_argument("--minutes", type=float, default=95.0, help="total training time across resumes")
+    t.add_argument("--epochs", type=int, default=OPTIONS["epochs"], help="the fixed schedule's epochs")
+    t.add_argument(
+        "--precision", choices=["auto", "32", "bf16"], default="auto", help="bf16 on a GPU that has it"
+    )
+    sub.add_parser("pack", help=f"what a lent GPU needs beside the working tree -> {PACKED.name}/")
     k = sub.add_parser("package", help="ship the run's model as package data (the reader)")
     k.add_argument(
         "--average-with", type=Path, metavar="FILE", help="ship the mean of the run's weights and FILE's"
@@ -556,9 +696,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "render":
-        render(args.images, args.workers)
+        render(args.images, args.workers, args.packed)
     elif args.command == "train":
-        train(args.minutes)
+        train(args.minutes, args.epochs, args.precision)
+    elif args.command == "pack":
+        pack()
     elif args.command == "base":
         base(args.source)
     else:

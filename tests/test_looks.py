@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -216,6 +217,53 @@ def test_the_wider_families_keep_full_faces_a_few_of_each_family(tmp_path) -> No
     assert len(kept) == general.MORE_PER_FAMILY
     assert all("droid" in Path(f).name for f in kept)
     assert general.more_fonts((str(tmp_path / "none"),)) == ()
+
+
+def test_fonts_carried_under_a_root_are_found_whatever_the_root_is_called(tmp_path) -> None:
+    """CAPTCHA_CRNN_FONT_ROOT stands for / (fonts carried to a lent GPU): the recipe finds the same faces
+    there, and the carried-to folder's own name (here words that exclude faces) excludes none."""
+    import shutil
+    import subprocess
+    import sys
+
+    import captcha
+
+    droid = Path(captcha.__file__).parent / "data" / "DroidSansMono.ttf"
+    root = tmp_path / "Sample Caps Math"
+    base = root / "usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf"
+    more = [root / f"usr/share/fonts/opentype/more/Droid{k}.ttf" for k in range(2)]
+    for path in (base, *more):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(droid, path)
+    code = "import json; from captcha_crnn.data import general; print(json.dumps([general.fonts(), general.more_fonts()]))"
+    env = {**os.environ, "CAPTCHA_CRNN_FONT_ROOT": str(root)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    found, found_more = json.loads(done.stdout)
+    assert found == [str(base)]
+    assert found_more == [str(p) for p in more]
+
+
+def test_a_font_cut_to_ascii_draws_as_the_whole_file_does(tmp_path) -> None:
+    """`scripts/pretrain.py pack` carries fonts cut to printable ASCII: same pixels, same family name."""
+    pytest.importorskip("fontTools")
+    import sys
+
+    import captcha
+    from fontTools.ttLib import TTFont
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import pretrain
+
+    droid = str(Path(captcha.__file__).parent / "data" / "DroidSansMono.ttf")
+    cut = tmp_path / "cut" / "DroidSansMono.ttf"
+    pretrain.cut_font(droid, cut)
+    assert cut.stat().st_size < Path(droid).stat().st_size / 2
+    assert TTFont(cut)["name"].getDebugName(1) == TTFont(droid)["name"].getDebugName(1)
+    for font, rotation in ((droid, 0.0), (droid, 20.0)):
+        look = Look(fonts=(font,), rotation=rotation, warp=0.05)
+        whole = np.asarray(draw(look, "k7Wq9Z", 200, 60, random.Random(5)))
+        carried = np.asarray(draw(replace(look, fonts=(str(cut),)), "k7Wq9Z", 200, 60, random.Random(5)))
+        assert whole.std() > 0 and np.array_equal(whole, carried)
 
 
 def test_crop_cuts_the_image_to_its_text_with_at_most_the_margin_asked_for() -> None:

@@ -13,6 +13,7 @@ Hershey stroke fonts (`opencv-python-headless<5`). DejaVu and the
 from __future__ import annotations
 
 import functools
+import os
 import random
 import re
 import string
@@ -53,7 +54,11 @@ MORE_FONT_PACKAGES = (
     "fonts-linuxlibertine fonts-lmodern fonts-ebgaramond fonts-sil-andika fonts-sil-charis "
     "fonts-sil-gentium fonts-mplus fonts-jetbrains-mono fonts-firacode fonts-unifont fonts-goudybookletter"
 )
-MORE_FONT_ROOTS = ("/usr/share/fonts", "/usr/share/texmf/fonts")
+# The folder that stands for / where the recipe's fonts are looked up: a lent GPU's machine has other fonts
+# (or none), so `scripts/pretrain.py pack` carries the recipe's own there, under this root.
+FONT_ROOT = Path(os.environ.get("CAPTCHA_CRNN_FONT_ROOT", "/"))
+FONT_DIR = str(FONT_ROOT / "usr/share/fonts")
+MORE_FONT_ROOTS = (FONT_DIR, str(FONT_ROOT / "usr/share/texmf/fonts"))
 # Symbols; faces that draw lower case as capitals (small caps, titling, Humor Sans): a label's case would
 # lie; keyboard keys; a bitmap face PIL cannot scale; the wildest display faces.
 MORE_EXCLUDED = ("Symbols", "Math", "Nushu", "Euterpe", "Dingbat", "Caps", "Titling", "Style", "Humor")
@@ -125,7 +130,7 @@ COLOURS_FOR = {
 
 
 @functools.cache
-def fonts(root: str = "/usr/share/fonts") -> tuple[str, ...]:
+def fonts(root: str = FONT_DIR) -> tuple[str, ...]:
     """The font files the recipe draws with, sorted; empty when none of the packages is installed."""
     found = {str(p) for pattern in FONT_GLOBS for p in Path(root).glob(pattern)}
     return tuple(sorted(f for f in found if not any(x in Path(f).name for x in EXCLUDED_FONTS)))
@@ -142,8 +147,10 @@ def more_fonts(roots: tuple[str, ...] = MORE_FONT_ROOTS) -> tuple[str, ...]:
     base = set(fonts())
     needed = set(map(ord, CHARSET))
     families: dict[str, list[str]] = {}
+    # Matched by the path below FONT_ROOT, so that where the fonts were carried to matches nothing.
     for path in sorted({str(p) for root in roots for p in Path(root).rglob("*.[ot]tf")}):
-        if path in base or "dejavu" in path.lower() or any(x in path for x in EXCLUDED_FONTS):
+        where = "/" + os.path.relpath(path, FONT_ROOT)
+        if path in base or "dejavu" in where.lower() or any(x in where for x in EXCLUDED_FONTS):
             continue
         try:
             face = TTFont(path, lazy=True)
@@ -151,7 +158,7 @@ def more_fonts(roots: tuple[str, ...] = MORE_FONT_ROOTS) -> tuple[str, ...]:
             family = face["name"].getDebugName(16) or face["name"].getDebugName(1) or path
         except Exception:  # a file fontTools cannot read is a face the recipe does without
             continue
-        if needed <= set(cmap) and not any(x.lower() in f"{family} {path}".lower() for x in MORE_EXCLUDED):
+        if needed <= set(cmap) and not any(x.lower() in f"{family} {where}".lower() for x in MORE_EXCLUDED):
             families.setdefault(re.sub(r"\s+\d+$", "", family), []).append(path)
     return tuple(sorted(p for paths in families.values() for p in paths[:MORE_PER_FAMILY]))
 
