@@ -2,7 +2,7 @@
 # One pre-training stage on a lent GPU (issue 25), the one command the device tool runs:
 #
 #   here, once:  python scripts/pretrain.py pack          # -> .stage/ (git-ignored; ../shared stays here)
-#   device run:  command "sh scripts/gpu_stage.sh", carry [".stage"], timeout_s 540
+#   device run:  command "sh scripts/gpu_stage.sh", carry [".stage"], timeout_s 570
 #   back here:   sh scripts/gpu_stage.sh --land DIR       # DIR: the run's files_at; then package as usual
 #
 # There it installs the wheels the machine lacks, draws the stage's images with all its cores from the
@@ -40,7 +40,7 @@ $PYTHON -c "import torch; print(torch.__version__, torch.cuda.get_device_name() 
 $PYTHON scripts/pretrain.py render --packed --images "${IMAGES:-200000}" > "$OUT/render.log" 2>&1 \
     || { tail -n 20 "$OUT/render.log"; exit 1; }
 tail -n 1 "$OUT/render.log"
-$PYTHON scripts/pretrain.py train --epochs "${EPOCHS:-3}" --minutes "${MINUTES:-5}" \
+$PYTHON scripts/pretrain.py train --epochs "${EPOCHS:-5}" --minutes "${MINUTES:-5}" \
     --precision "${PRECISION:-bf16}" > "$OUT/train.log" 2>&1 || { tail -n 20 "$OUT/train.log"; exit 1; }
 tail -n 3 "$OUT/train.log"
 if [ -f "$RUN/run/model.pt" ]; then cp "$RUN/run/model.pt" "$OUT/"; else cp "$RUN/run/checkpoints/last.ckpt" "$OUT/"; fi
