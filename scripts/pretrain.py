@@ -241,7 +241,6 @@ STAGES = [
         "stage 14's (`package --average-with`)",
     },
 ]
-DEVICE = "2 CPU cores (2 processes of 1 thread, bf16 autocast)"  # train.py's default on this CPU
 # The reader cuts small text out before reading it (data/textbox.py), though it trains on whole images:
 # the cut only changes images whose text fills a small part of them, which then read like the recipe's
 # (benchmarks/text_crop.py; the held-out sets read the same either way, benchmarks/general.py --crop).
@@ -249,7 +248,9 @@ READ_CROP = True
 
 
 def recipe() -> dict:
-    """Everything that decides the training data, for the model's metadata (JSON types throughout)."""
+    """Everything that decides the training data, for the model's metadata (JSON types throughout). The
+    epochs and the device are the run's own (its run.json): a CPU with or without bfloat16, or a GPU."""
+    run = json.loads((RUN / "run" / "run.json").read_text())
     record = {
         "style": asdict(STYLE),
         "seed": SEED,
@@ -265,7 +266,7 @@ def recipe() -> dict:
         "more_fonts": [Path(f).name for f in general.more_fonts()],
         "more_font_packages": general.MORE_FONT_PACKAGES,
         "more_fonts_share": general.MORE_FONTS_SHARE,
-        "options": OPTIONS,
+        "options": {**OPTIONS, "epochs": run["options"]["max_epochs"]},
         "read_crop": READ_CROP,
         "stages": STAGES,
         "crop_share": general.CROP_SHARE,
@@ -279,7 +280,7 @@ def recipe() -> dict:
         "segments_share": general.SEGMENTS_SHARE,
         "thick_lines_share": general.THICK_LINES_SHARE,
         "background_weights": general.BACKGROUND_WEIGHTS,
-        "device": DEVICE,
+        "device": run["choices"]["hardware"],
         "script": "scripts/pretrain.py",
     }
     return json.loads(json.dumps(record))
@@ -411,7 +412,7 @@ def train(minutes: float, epochs: int, precision: str) -> None:
 
     if not (SHARDS / "train" / "labels.csv").is_file():
         sys.exit(f"{SHARDS}: nothing rendered yet; run `python scripts/pretrain.py render` first")
-    resume = (RUN / "checkpoints" / "last.ckpt").is_file()
+    resume = (RUN / "run" / "checkpoints" / "last.ckpt").is_file()
     options = dict(OPTIONS)
     options.pop("epochs")  # `epochs`: OPTIONS' unless the command line says otherwise
     # The starting weights count only for a new run (a resumed one continues from its checkpoint, and
@@ -467,6 +468,8 @@ def pack() -> None:
     (fonts/, for CAPTCHA_CRNN_FONT_ROOT: 98 MB whole, 12 MB cut); the allowed real sources' folders as they
     are (real/, 14 MB; resized there, 70 MB); wheels of WHEELS (wheels/). Checked before it is moved in: images drawn
     with the cut fonts are the same bytes as with the installed ones, and all of it fits the carry limit."""
+    if str(general.FONT_ROOT) != "/":
+        sys.exit(f"CAPTCHA_CRNN_FONT_ROOT is set ({general.FONT_ROOT}): pack from the installed fonts")
     _check_fonts()
     if not (REAL / "SOURCES.md").is_file():
         sys.exit(f"{REAL}: the real sources are not here (pack where ../shared/data is)")
@@ -475,7 +478,8 @@ def pack() -> None:
     partial = PACKED.with_name(PACKED.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     _cut_fonts(partial / "fonts")
-    _same_drawing(partial / "fonts")
+    _same_faces(partial / "fonts")
+    (partial / "drawn.sha256").write_text(_same_drawing(partial / "fonts") + "\n")  # checked there too
     for name in ALLOWED:
         shutil.copytree(REAL / name, partial / "real" / name)
     _wheels(partial / "wheels")
@@ -515,22 +519,48 @@ def cut_font(path: str, out: Path) -> None:
     subset.save_font(font, str(out), options)
 
 
-def _same_drawing(fonts_root: Path) -> None:
-    """The recipe's first images drawn with the installed fonts and with the cut ones: the same bytes."""
+def _same_faces(fonts_root: Path) -> None:
+    """Every cut face draws each of the recipe's characters as its whole file does, as the recipe draws
+    them: one at a time, alone and between spaces (library_looks' django-simple-captcha). A whole string
+    can differ: the cut drops AAT layout tables (morx), which no drawing here uses."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    def drawn(path: str, size: int) -> np.ndarray:
+        font = ImageFont.truetype(path, size)
+        image = Image.new("L", (size * 2 * len(general.CHARSET), size * 4), 0)
+        pen = ImageDraw.Draw(image)
+        for k, ch in enumerate(general.CHARSET):
+            pen.text((size * 2 * k, 0), ch, font=font, fill=255)
+            pen.text((size * 2 * k, size * 2), f" {ch} ", font=font, fill=255)
+        return np.asarray(image)
+
+    for path in sorted({*general.fonts(), *general.more_fonts()}):
+        cut = str(fonts_root / os.path.relpath(path, general.FONT_ROOT))
+        if any(not np.array_equal(drawn(path, size), drawn(cut, size)) for size in (13, 32)):
+            sys.exit(f"{cut}: the cut face draws the recipe's characters differently from {path}")
+
+
+def _same_drawing(fonts_root: Path) -> str:
+    """The recipe's first images drawn with the installed fonts and with the cut ones are the same bytes
+    (the same faces chosen, in the same order): their digest, which gpu_stage.sh checks there."""
+    here = {k: v for k, v in os.environ.items() if k != "CAPTCHA_CRNN_FONT_ROOT"}
+    found = drawn_digest(here), drawn_digest({**here, "CAPTCHA_CRNN_FONT_ROOT": str(fonts_root)})
+    if found[0] != found[1]:
+        sys.exit(f"{fonts_root}: the cut fonts draw the recipe's images differently from the installed ones")
+    return found[0]
+
+
+def drawn_digest(env: dict[str, str] | None = None) -> str:
+    """The SHA-256 of the recipe's first 300 images (seed 1), drawn in a process with `env`."""
     code = (
         "import hashlib, sys; sys.path.insert(0, 'scripts'); import pretrain; "
         "print(hashlib.sha256(b''.join(png for png, _ in pretrain._draw((1, 300, 48)))).hexdigest())"
     )
-
-    def digest(env: dict[str, str]) -> str:
-        done = subprocess.run(
-            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
-        )
-        return done.stdout.strip()
-
-    here = {k: v for k, v in os.environ.items() if k != "CAPTCHA_CRNN_FONT_ROOT"}
-    if digest(here) != digest({**here, "CAPTCHA_CRNN_FONT_ROOT": str(fonts_root)}):
-        sys.exit(f"{fonts_root}: the cut fonts draw the recipe's images differently from the installed ones")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"drawing the recipe's first images failed: {done.stderr.strip().splitlines()[-1:]}")
+    return done.stdout.strip()
 
 
 def _wheels(dest: Path) -> None:
@@ -563,7 +593,9 @@ def _size(folder: Path) -> int:
 
 
 def _tracked_size() -> int:
-    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    # what the device tool carries: tracked files and untracked ones git does not ignore
+    command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    names = subprocess.run(command, cwd=ROOT, capture_output=True, check=True).stdout
     return sum((ROOT / n).stat().st_size for n in names.decode().split("\0") if n and (ROOT / n).is_file())
 
 

@@ -155,7 +155,7 @@ def more_fonts(roots: tuple[str, ...] = MORE_FONT_ROOTS) -> tuple[str, ...]:
         try:
             face = TTFont(path, lazy=True)
             cmap = face.getBestCmap() or {}
-            family = face["name"].getDebugName(16) or face["name"].getDebugName(1) or path
+            family = face["name"].getDebugName(16) or face["name"].getDebugName(1) or where
         except Exception:  # a file fontTools cannot read is a face the recipe does without
             continue
         if needed <= set(cmap) and not any(x.lower() in f"{family} {where}".lower() for x in MORE_EXCLUDED):
