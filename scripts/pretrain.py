@@ -468,9 +468,10 @@ GPU_PYTHON = "3.12"
 
 def pack() -> None:
     """PACKED/: the recipe's font files cut to the characters it draws, under the paths they have here
-    (fonts/, for CAPTCHA_CRNN_FONT_ROOT: 98 MB whole, 12 MB cut); the allowed real sources' folders as they
-    are (real/, 14 MB; resized there, 70 MB); wheels of WHEELS (wheels/). Checked before it is moved in: images drawn
-    with the cut fonts are the same bytes as with the installed ones, and all of it fits the carry limit."""
+    (fonts/, for CAPTCHA_CRNN_FONT_ROOT: 98 MB whole, 12 MB cut); the allowed real sources' folders as
+    they are (real/, 14 MB; resized, 70 MB); wheels of WHEELS (wheels/). Checked before it is moved in:
+    each cut face draws the recipe's characters as before, the recipe's first images drawn with the cut
+    fonts are the same bytes, and all of it fits the carry limit."""
     if str(general.FONT_ROOT) != "/":
         sys.exit(f"CAPTCHA_CRNN_FONT_ROOT is set ({general.FONT_ROOT}): pack from the installed fonts")
     _check_fonts()
@@ -495,9 +496,15 @@ def pack() -> None:
     print(f"packed {PACKED}: {_size(PACKED) / 2**20:.1f} MiB, {size / 2**20:.1f} MiB with the working tree")
 
 
+def _carried(fonts_root: Path) -> list[tuple[str, Path]]:
+    """Each recipe font file, with where its cut copy lies under `fonts_root` (its path here, below /)."""
+    paths = sorted({*general.fonts(), *general.more_fonts()})
+    return [(path, fonts_root / os.path.relpath(path, general.FONT_ROOT)) for path in paths]
+
+
 def _cut_fonts(dest: Path) -> None:
-    for path in sorted({*general.fonts(), *general.more_fonts()}):
-        cut_font(path, dest / os.path.relpath(path, general.FONT_ROOT))
+    for path, cut in _carried(dest):
+        cut_font(path, cut)
 
 
 def cut_font(path: str, out: Path) -> None:
@@ -538,9 +545,8 @@ def _same_faces(fonts_root: Path) -> None:
             pen.text((size * 2 * k, size * 2), f" {ch} ", font=font, fill=255)
         return np.asarray(image)
 
-    for path in sorted({*general.fonts(), *general.more_fonts()}):
-        cut = str(fonts_root / os.path.relpath(path, general.FONT_ROOT))
-        if any(not np.array_equal(drawn(path, size), drawn(cut, size)) for size in (13, 32)):
+    for path, cut in _carried(fonts_root):
+        if any(not np.array_equal(drawn(path, size), drawn(str(cut), size)) for size in (13, 32)):
             sys.exit(f"{cut}: the cut face draws the recipe's characters differently from {path}")
 
 
